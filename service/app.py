@@ -1,0 +1,69 @@
+"""The ASGI application: routes, lifespan (database pools) and the GraphQL mount.
+
+`create_app()` takes no arguments when uvicorn calls it (`--factory`), reading settings from
+the environment; tests pass settings and an open `Database`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any, TypedDict
+
+from starlette.applications import Starlette
+from starlette.routing import Route
+from strawberry.asgi import GraphQL
+
+from service.config import ConfigError, Settings
+from service.db.pool import Database, open_database
+from service.graphql import Context, build_schema, make_context
+from service.rest.health import healthz, readyz
+
+__all__ = ["create_app"]
+
+
+class State(TypedDict):
+    db: Database
+    settings: Settings
+
+
+class GraphQLView(GraphQL[Context, None]):
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(
+            build_schema(settings),
+            graphql_ide="graphiql" if settings.graphiql else None,
+            allow_queries_via_get=True,
+            subscription_protocols=(),
+        )
+        self.settings = settings
+
+    async def get_context(self, request: Any, response: Any) -> Context:
+        return make_context(self.settings, request.state.db, request.headers.get("x-request-id"))
+
+
+def create_app(settings: Settings | None = None, *, database: Database | None = None) -> Starlette:
+    """Assemble the service; with `database`, use it instead of opening pools."""
+    settings = settings or Settings.from_environ()
+    if database is None and not settings.database_url:
+        raise ConfigError(
+            "DATABASE_URL is not set: use `newsgraph serve`, which starts an embedded database"
+        )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[State]:
+        if database is not None:
+            yield {"db": database, "settings": settings}
+            return
+        async with open_database(settings) as db:
+            yield {"db": db, "settings": settings}
+
+    graphql = GraphQLView(settings)
+    return Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+        max_body_size=settings.max_body_bytes,
+    )

@@ -1,0 +1,139 @@
+"""The `newsgraph` command: serve, migrate, export-schema."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import asyncpg
+import uvicorn
+
+from service.config import ConfigError, Settings
+from service.db import migrate
+from service.db.embedded import EmbeddedPostgres, EmbeddedPostgresError
+from service.db.pool import open_database
+from service.graphql import export_sdl
+
+__all__ = ["main"]
+
+log = logging.getLogger("newsgraph")
+
+EMBEDDED_DATABASE = "newsgraph"
+
+
+@contextlib.contextmanager
+def database_url(settings: Settings) -> Iterator[str]:
+    """`DATABASE_URL` when set; otherwise an embedded server, stopped on exit."""
+    if settings.database_url:
+        yield settings.database_url
+        return
+    server = EmbeddedPostgres(
+        settings.data_dir,
+        bindir=settings.pg_bindir,
+        run_as=settings.pg_run_as,
+        bin_cache=settings.pg_bin_cache,
+    )
+    log.info("starting embedded PostgreSQL in %s", settings.data_dir)
+    admin_dsn = server.start()
+    try:
+        asyncio.run(_ensure_database(admin_dsn, EMBEDDED_DATABASE))
+        yield admin_dsn.rsplit("/", 1)[0] + "/" + EMBEDDED_DATABASE
+    finally:
+        server.stop()
+
+
+async def _ensure_database(admin_dsn: str, name: str) -> None:
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+async def _load_demo(settings: Settings) -> None:
+    from service.demo import load_demo
+
+    async with open_database(settings) as db:
+        statuses = await load_demo(db)
+    log.info("demo data: %s", ", ".join(f"{n} {s.lower()}" for s, n in sorted(statuses.items())))
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    with database_url(settings) as dsn:
+        migrate.upgrade(dsn)
+        settings = settings.with_database(dsn)
+        if args.demo:
+            asyncio.run(_load_demo(settings))
+        # Workers are separate processes that build their settings from the environment.
+        os.environ["DATABASE_URL"] = dsn
+        host = args.host or settings.host
+        port = args.port or settings.port
+        log.info("serving GraphQL at http://%s:%s/graphql", host, port)
+        uvicorn.run(
+            "service.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=args.workers or settings.workers,
+            log_level="info",
+            timeout_graceful_shutdown=20,
+        )
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    with database_url(settings) as dsn:
+        migrate.upgrade(dsn, args.revision)
+        log.info("database at revision %s", args.revision)
+    return 0
+
+
+def cmd_export_schema(args: argparse.Namespace, settings: Settings | None) -> int:
+    sdl = export_sdl()
+    if args.output:
+        Path(args.output).write_text(sdl, encoding="utf-8")
+    else:
+        sys.stdout.write(sdl)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="newsgraph", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve GraphQL (embedded database unless DATABASE_URL)")
+    serve.add_argument("--host", help="address to listen on (default NEWSGRAPH_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default NEWSGRAPH_PORT or 8000)")
+    serve.add_argument("--workers", type=int, help="worker processes (default NEWSGRAPH_WORKERS or 1)")
+    serve.add_argument("--demo", action="store_true", help="load the bundled demo news first")
+    serve.set_defaults(handler=cmd_serve)
+    migrate_cmd = commands.add_parser("migrate", help="upgrade the database schema")
+    migrate_cmd.add_argument("revision", nargs="?", default="head", help="target (default head)")
+    migrate_cmd.set_defaults(handler=cmd_migrate)
+    export = commands.add_parser("export-schema", help="print the GraphQL SDL")
+    export.add_argument("--output", "-o", help="write to this file instead of stdout")
+    export.set_defaults(handler=cmd_export_schema)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "export-schema":
+        return cmd_export_schema(args, None)
+    try:
+        settings = Settings.from_environ()
+        return int(args.handler(args, settings))
+    except (ConfigError, EmbeddedPostgresError) as exc:
+        log.error("%s", exc)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""Settings: the only place that reads the environment.
+
+`Settings.from_environ(env)` takes any mapping, so tests pass a dict instead of patching
+`os.environ`. Every setting is documented in the README with its default.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal, Self, TypeVar
+
+__all__ = ["ConfigError", "Settings", "default_data_dir"]
+
+Environment = Literal["development", "production"]
+AuthMode = Literal["off", "required"]
+_Choice = TypeVar("_Choice", bound=str)
+
+
+class ConfigError(ValueError):
+    """A setting has a value we cannot use; the message names the variable."""
+
+
+def default_data_dir(env: Mapping[str, str], *, is_root: bool) -> Path:
+    """Where the embedded database lives when `NEWSGRAPH_DATA_DIR` is unset.
+
+    As root the server runs as the `postgres` user, which cannot enter `/root`, so the data
+    goes to `/var/lib/newsgraph`; otherwise to the user's XDG data directory.
+    """
+    if is_root:
+        return Path("/var/lib/newsgraph")
+    base = env.get("XDG_DATA_HOME") or str(Path(env.get("HOME", "~")).expanduser() / ".local/share")
+    return Path(base) / "newsgraph"
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, low: int = 1) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < low:
+        raise ConfigError(f"{name} must be at least {low}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be positive, got {value}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _choice(
+    env: Mapping[str, str], name: str, default: _Choice, allowed: tuple[_Choice, ...]
+) -> _Choice:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    for option in allowed:
+        if raw == option:
+            return option
+    raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {raw!r}")
+
+
+def _path(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name)
+    return Path(raw).expanduser() if raw else None
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Configuration of one Newsgraph process; immutable once built."""
+
+    database_url: str | None = None
+    database_replica_url: str | None = None
+    env: Environment = "development"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    auth: AuthMode = "off"
+    graphiql: bool = True
+    data_dir: Path = field(default_factory=lambda: Path("newsgraph-data"))
+    pg_bindir: Path | None = None
+    pg_run_as: str | None = None
+    pg_bin_cache: Path | None = None
+    pool_min_size: int = 2
+    pool_max_size: int = 10
+    pool_acquire_timeout: float = 5.0
+    statement_timeout_ms: int = 5000
+    default_page_size: int = 20
+    max_page_size: int = 100
+    count_cap: int = 10_000
+    max_query_depth: int = 12
+    max_body_bytes: int = 1_048_576
+
+    @classmethod
+    def from_environ(cls, env: Mapping[str, str] | None = None) -> Self:
+        """Build settings from `env` (default: the process environment), failing fast."""
+        env = os.environ if env is None else env
+        is_root = hasattr(os, "geteuid") and os.geteuid() == 0
+        environment = _choice(env, "NEWSGRAPH_ENV", "development", ("development", "production"))
+        settings = cls(
+            database_url=env.get("DATABASE_URL") or None,
+            database_replica_url=env.get("DATABASE_REPLICA_URL") or None,
+            env=environment,
+            host=env.get("NEWSGRAPH_HOST") or "127.0.0.1",
+            port=_int(env, "NEWSGRAPH_PORT", 8000),
+            workers=_int(env, "NEWSGRAPH_WORKERS", 1),
+            auth=_choice(env, "NEWSGRAPH_AUTH", "off", ("off", "required")),
+            graphiql=_bool(env, "NEWSGRAPH_GRAPHIQL", environment == "development"),
+            data_dir=_path(env, "NEWSGRAPH_DATA_DIR") or default_data_dir(env, is_root=is_root),
+            pg_bindir=_path(env, "NEWSGRAPH_PG_BINDIR"),
+            pg_run_as=env.get("NEWSGRAPH_PG_RUN_AS") or None,
+            pg_bin_cache=_path(env, "NEWSGRAPH_PG_BIN_CACHE"),
+            pool_min_size=_int(env, "NEWSGRAPH_POOL_MIN_SIZE", 2, low=0),
+            pool_max_size=_int(env, "NEWSGRAPH_POOL_MAX_SIZE", 10),
+            pool_acquire_timeout=_float(env, "NEWSGRAPH_POOL_ACQUIRE_TIMEOUT", 5.0),
+            statement_timeout_ms=_int(env, "NEWSGRAPH_STATEMENT_TIMEOUT_MS", 5000),
+            default_page_size=_int(env, "NEWSGRAPH_DEFAULT_PAGE_SIZE", 20),
+            max_page_size=_int(env, "NEWSGRAPH_MAX_PAGE_SIZE", 100),
+            count_cap=_int(env, "NEWSGRAPH_COUNT_CAP", 10_000),
+            max_query_depth=_int(env, "NEWSGRAPH_MAX_QUERY_DEPTH", 12),
+            max_body_bytes=_int(env, "NEWSGRAPH_MAX_BODY_BYTES", 1_048_576),
+        )
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Reject combinations that cannot work, naming the variables involved."""
+        if self.pool_min_size > self.pool_max_size:
+            raise ConfigError(
+                "NEWSGRAPH_POOL_MIN_SIZE must not exceed NEWSGRAPH_POOL_MAX_SIZE "
+                f"({self.pool_min_size} > {self.pool_max_size})"
+            )
+        if self.default_page_size > self.max_page_size:
+            raise ConfigError(
+                "NEWSGRAPH_DEFAULT_PAGE_SIZE must not exceed NEWSGRAPH_MAX_PAGE_SIZE "
+                f"({self.default_page_size} > {self.max_page_size})"
+            )
+        for name, url in (
+            ("DATABASE_URL", self.database_url),
+            ("DATABASE_REPLICA_URL", self.database_replica_url),
+        ):
+            if url and not url.startswith(("postgresql://", "postgres://")):
+                raise ConfigError(f"{name} must be a postgresql:// URL")
+
+    def with_database(self, url: str) -> Self:
+        """A copy pointing at `url` (used once the embedded server has started)."""
+        return replace(self, database_url=url)

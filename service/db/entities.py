@@ -1,0 +1,172 @@
+"""Entity reads: lookups, aliases, per-article links, co-mentions and autocomplete."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final
+
+from service.db.pool import Database
+from service.db.records import ArticleEntityRecord, CoMentionRecord, EntityRecord
+
+__all__ = [
+    "fetch_aliases",
+    "fetch_article_entities",
+    "fetch_co_mentioned",
+    "fetch_entities_by_ids",
+    "fetch_entity_by_slug",
+    "list_entities",
+    "like_pattern",
+]
+
+ENTITY_COLUMNS: Final = "e.id, e.kind, e.name, e.slug, e.wikidata_id, e.description, e.article_count"
+
+SELECT_ENTITIES_BY_IDS: Final = f"SELECT {ENTITY_COLUMNS} FROM entities e WHERE e.id = ANY($1::bigint[])"
+
+SELECT_ENTITY_BY_SLUG: Final = f"SELECT {ENTITY_COLUMNS} FROM entities e WHERE e.slug = $1"
+
+SELECT_ALIASES: Final = """
+SELECT entity_id, alias FROM entity_aliases WHERE entity_id = ANY($1::bigint[])
+ORDER BY entity_id, alias
+"""
+
+SELECT_ARTICLE_ENTITIES: Final = """
+SELECT article_id, entity_id, round(salience::numeric, 4)::float8 AS salience, mention_count
+FROM article_entities
+WHERE article_id = ANY($1::bigint[])
+ORDER BY article_id, salience DESC, entity_id
+"""
+
+# Co-mentions are counted over each entity's latest $3 articles: a bounded, recent window
+# instead of the whole history of a popular entity.
+SELECT_CO_MENTIONED: Final = """
+SELECT parent.id AS entity_id, co.other_id, co.count
+FROM unnest($1::bigint[]) AS parent(id)
+CROSS JOIN LATERAL (
+    SELECT o.entity_id AS other_id, count(*)::int AS count
+    FROM (
+        SELECT l.article_id FROM article_entities l
+        WHERE l.entity_id = parent.id
+        ORDER BY l.published_at DESC, l.article_id DESC
+        LIMIT $3
+    ) recent
+    JOIN article_entities o ON o.article_id = recent.article_id AND o.entity_id <> parent.id
+    GROUP BY o.entity_id
+    ORDER BY count(*) DESC, o.entity_id
+    LIMIT $2
+) co
+"""
+
+CO_MENTION_WINDOW: Final = 1000
+
+
+def like_pattern(text: str) -> str:
+    """Escape LIKE wildcards so user input matches literally."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+async def fetch_entities_by_ids(db: Database, ids: Sequence[int]) -> dict[int, EntityRecord]:
+    rows = await db.fetch(SELECT_ENTITIES_BY_IDS, list(ids))
+    return {row["id"]: EntityRecord(**row) for row in rows}
+
+
+async def fetch_entity_by_slug(db: Database, slug: str) -> EntityRecord | None:
+    row = await db.fetchrow(SELECT_ENTITY_BY_SLUG, slug)
+    return EntityRecord(**row) if row is not None else None
+
+
+async def fetch_aliases(db: Database, entity_ids: Sequence[int]) -> dict[int, list[str]]:
+    result: dict[int, list[str]] = {}
+    for row in await db.fetch(SELECT_ALIASES, list(entity_ids)):
+        result.setdefault(row["entity_id"], []).append(row["alias"])
+    return result
+
+
+async def fetch_article_entities(
+    db: Database, article_ids: Sequence[int]
+) -> dict[int, list[ArticleEntityRecord]]:
+    result: dict[int, list[ArticleEntityRecord]] = {}
+    for row in await db.fetch(SELECT_ARTICLE_ENTITIES, list(article_ids)):
+        result.setdefault(row["article_id"], []).append(ArticleEntityRecord(**row))
+    return result
+
+
+async def fetch_co_mentioned(
+    db: Database, entity_ids: Sequence[int], first: int
+) -> dict[int, list[CoMentionRecord]]:
+    result: dict[int, list[CoMentionRecord]] = {}
+    rows = await db.fetch(SELECT_CO_MENTIONED, list(entity_ids), first, CO_MENTION_WINDOW)
+    for row in rows:
+        result.setdefault(row["entity_id"], []).append(CoMentionRecord(**row))
+    return result
+
+
+# Autocomplete: a name or alias that starts with the text ranks first (bucket 2), one with a
+# word starting with it next (bucket 1); then popularity. Texts under three characters match
+# prefixes only, which the text_pattern_ops indexes answer; longer ones use the trigram indexes.
+_MATCH_BUCKET: Final = """
+CASE WHEN {t}.search_key LIKE newsgraph_search_key($1) || '%' THEN 2 ELSE 1 END
+"""
+_MATCH_WHERE_SHORT: Final = "{t}.search_key LIKE newsgraph_search_key($1) || '%'"
+_MATCH_WHERE_LONG: Final = (
+    "({t}.search_key LIKE newsgraph_search_key($1) || '%'"
+    " OR {t}.search_key LIKE '% ' || newsgraph_search_key($1) || '%')"
+)
+
+
+async def list_entities(
+    db: Database,
+    *,
+    search: str | None,
+    kind: str | None,
+    after: tuple[int, ...] | None,
+    limit: int,
+) -> list[tuple[EntityRecord, tuple[int, ...]]]:
+    """A page of entities with each row's keyset position (for its cursor)."""
+    params: list[object] = []
+
+    def p(value: object) -> str:
+        params.append(value)
+        return f"${len(params)}"
+
+    if search is None:
+        where = []
+        if kind is not None:
+            where.append(f"e.kind = {p(kind)}")
+        if after is not None:
+            where.append(f"(e.article_count, e.id) < ({p(after[0])}, {p(after[1])})")
+        sql = (
+            f"SELECT {ENTITY_COLUMNS} FROM entities e WHERE {' AND '.join(where) or 'true'} "
+            f"ORDER BY e.article_count DESC, e.id DESC LIMIT {p(limit)}"
+        )
+        rows = await db.fetch(sql, *params)
+        return [(EntityRecord(**row), (row["article_count"], row["id"])) for row in rows]
+
+    p(like_pattern(search))
+    template = _MATCH_WHERE_SHORT if len(search) < 3 else _MATCH_WHERE_LONG
+    where = []
+    if kind is not None:
+        where.append(f"e.kind = {p(kind)}")
+    if after is not None:
+        where.append(f"(m.bucket, e.article_count, e.id) < ({p(after[0])}, {p(after[1])}, {p(after[2])})")
+    sql = f"""
+SELECT {ENTITY_COLUMNS}, m.bucket
+FROM (
+    SELECT entity_id, max(bucket) AS bucket FROM (
+        SELECT n.id AS entity_id, {_MATCH_BUCKET.format(t="n")} AS bucket
+        FROM entities n WHERE {template.format(t="n")}
+        UNION ALL
+        SELECT x.entity_id, {_MATCH_BUCKET.format(t="x")} AS bucket
+        FROM entity_aliases x WHERE {template.format(t="x")}
+    ) hits GROUP BY entity_id
+) m
+JOIN entities e ON e.id = m.entity_id
+WHERE {" AND ".join(where) or "true"}
+ORDER BY m.bucket DESC, e.article_count DESC, e.id DESC
+LIMIT {p(limit)}"""
+    rows = await db.fetch(sql, *params)
+    result = []
+    for row in rows:
+        values = dict(row)
+        bucket = values.pop("bucket")
+        result.append((EntityRecord(**values), (bucket, row["article_count"], row["id"])))
+    return result

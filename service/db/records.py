@@ -1,0 +1,77 @@
+"""Rows as plain frozen dataclasses; the GraphQL and REST layers map from these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+__all__ = [
+    "ArticleEntityRecord",
+    "ArticleRecord",
+    "CoMentionRecord",
+    "EntityRecord",
+    "SourceRecord",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    id: int
+    domain: str
+    name: str
+    country: str | None
+    language: str | None
+    article_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleRecord:
+    """An article without its body, which is loaded only when asked for."""
+
+    id: int
+    source_id: int
+    url: str
+    canonical_url: str
+    external_id: str | None
+    title: str
+    summary: str | None
+    authors: list[str]
+    language: str
+    section: str | None
+    tags: list[str]
+    image_url: str | None
+    image_credit: str | None
+    image_caption: str | None
+    image_alt: str | None
+    image_width: int | None
+    image_height: int | None
+    published_at: datetime
+    published_at_estimated: bool
+    updated_at: datetime
+    ingested_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EntityRecord:
+    id: int
+    kind: str
+    name: str
+    slug: str
+    wikidata_id: str | None
+    description: str | None
+    article_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleEntityRecord:
+    article_id: int
+    entity_id: int
+    salience: float
+    mention_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class CoMentionRecord:
+    entity_id: int
+    other_id: int
+    count: int

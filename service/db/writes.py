@@ -1,0 +1,298 @@
+"""Batch writes: sources, the entity catalogue, articles and their entity links.
+
+Every function runs a fixed number of statements per batch (rows travel as one jsonb
+array through `jsonb_to_recordset`), inside the caller's transaction (`Database.transaction`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Final
+
+from service.db.pool import Writer
+
+__all__ = [
+    "ArticleRow",
+    "EntityRef",
+    "EntityRow",
+    "LinkRow",
+    "SourceRow",
+    "UpsertOutcome",
+    "replace_links",
+    "resolve_entities",
+    "upsert_articles",
+    "upsert_entities",
+    "upsert_sources",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRow:
+    domain: str
+    name: str
+    country: str | None = None
+    language: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EntityRow:
+    name: str
+    kind: str
+    slug: str
+    wikidata_id: str | None = None
+    description: str | None = None
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class EntityRef:
+    """An entity named by an article: matched by Wikidata id, then by name or alias."""
+
+    name: str
+    kind: str
+    slug: str
+    wikidata_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleRow:
+    source_id: int
+    url: str
+    canonical_url: str
+    title: str
+    published_at: datetime
+    content_hash: bytes
+    external_id: str | None = None
+    summary: str | None = None
+    body: str | None = None
+    authors: tuple[str, ...] = ()
+    language: str = "und"
+    section: str | None = None
+    tags: tuple[str, ...] = ()
+    image_url: str | None = None
+    image_credit: str | None = None
+    image_caption: str | None = None
+    image_alt: str | None = None
+    image_width: int | None = None
+    image_height: int | None = None
+    published_at_estimated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LinkRow:
+    article_id: int
+    entity_id: int
+    salience: float
+    mention_count: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertOutcome:
+    id: int
+    status: str  # CREATED | UPDATED | UNCHANGED
+
+
+def _json(rows: Sequence[object]) -> list[dict[str, object]]:
+    """Rows as JSON-ready dicts (the pool's jsonb codec serialises them)."""
+    result = []
+    for row in rows:
+        values = asdict(row)  # type: ignore[call-overload]
+        for key, value in values.items():
+            if isinstance(value, bytes):
+                values[key] = value.hex()
+        result.append(values)
+    return result
+
+
+INSERT_SOURCES: Final = """
+INSERT INTO sources (domain, name, country, language)
+SELECT x.domain, x.name, x.country, x.language
+FROM jsonb_to_recordset($1::jsonb) AS x(domain text, name text, country text, language text)
+ON CONFLICT (domain) DO NOTHING
+"""
+
+SELECT_SOURCE_IDS: Final = "SELECT domain, id FROM sources WHERE domain = ANY($1::text[])"
+
+
+async def upsert_sources(w: Writer, rows: Sequence[SourceRow]) -> dict[str, int]:
+    """Create unknown sources (an existing source keeps its name); domain → id."""
+    unique = list({row.domain: row for row in rows}.values())
+    await w.execute(INSERT_SOURCES, _json(unique))
+    found = await w.fetch(SELECT_SOURCE_IDS, [row.domain for row in unique])
+    return {r["domain"]: r["id"] for r in found}
+
+
+SELECT_ENTITY_KEYS: Final = """
+SELECT id, slug, wikidata_id FROM entities
+WHERE wikidata_id = ANY($1::text[]) OR slug = ANY($2::text[])
+"""
+
+INSERT_ENTITIES: Final = """
+INSERT INTO entities (name, kind, slug, wikidata_id, description)
+SELECT x.name, x.kind, x.slug, x.wikidata_id, x.description
+FROM jsonb_to_recordset($1::jsonb)
+     AS x(name text, kind text, slug text, wikidata_id text, description text)
+RETURNING id, slug
+"""
+
+UPDATE_ENTITIES: Final = """
+UPDATE entities e
+SET name = x.name, kind = x.kind,
+    wikidata_id = coalesce(x.wikidata_id, e.wikidata_id),
+    description = coalesce(x.description, e.description),
+    updated_at = now()
+FROM jsonb_to_recordset($1::jsonb)
+     AS x(id bigint, name text, kind text, wikidata_id text, description text)
+WHERE e.id = x.id
+"""
+
+INSERT_ALIASES: Final = """
+INSERT INTO entity_aliases (entity_id, alias)
+SELECT x.entity_id, x.alias
+FROM jsonb_to_recordset($1::jsonb) AS x(entity_id bigint, alias text)
+ON CONFLICT DO NOTHING
+"""
+
+
+async def upsert_entities(w: Writer, rows: Sequence[EntityRow]) -> list[int]:
+    """Create or update catalogue entities (matched by Wikidata id, then slug); ids in order."""
+    existing = await w.fetch(
+        SELECT_ENTITY_KEYS,
+        [r.wikidata_id for r in rows if r.wikidata_id],
+        [r.slug for r in rows],
+    )
+    by_wikidata = {e["wikidata_id"]: e["id"] for e in existing if e["wikidata_id"]}
+    by_slug = {e["slug"]: e["id"] for e in existing}
+    ids: list[int | None] = []
+    new_rows: dict[str, EntityRow] = {}
+    updates: list[dict[str, object]] = []
+    for row in rows:
+        found = by_wikidata.get(row.wikidata_id) if row.wikidata_id else None
+        if found is None and row.slug in by_slug and row.slug not in new_rows:
+            found = by_slug[row.slug]
+        ids.append(found)
+        if found is not None:
+            updates.append({**asdict(row), "id": found})
+        elif row.slug not in new_rows:
+            new_rows[row.slug] = row
+    if new_rows:
+        created = await w.fetch(INSERT_ENTITIES, _json(list(new_rows.values())))
+        by_slug.update({r["slug"]: r["id"] for r in created})
+    if updates:
+        await w.execute(UPDATE_ENTITIES, updates)
+    result = [found if found is not None else by_slug[row.slug] for found, row in zip(ids, rows, strict=True)]
+    aliases = [
+        {"entity_id": entity_id, "alias": alias}
+        for entity_id, row in zip(result, rows, strict=True)
+        for alias in row.aliases
+        if alias != row.name
+    ]
+    if aliases:
+        await w.execute(INSERT_ALIASES, aliases)
+    return result
+
+
+SELECT_ENTITIES_BY_REF: Final = """
+SELECT x.ord, coalesce(
+    (SELECT e.id FROM entities e WHERE e.wikidata_id = x.wikidata_id),
+    (SELECT e.id FROM entities e WHERE e.search_key = newsgraph_search_key(x.name) AND e.kind = x.kind
+     ORDER BY e.article_count DESC, e.id LIMIT 1),
+    (SELECT a.entity_id FROM entity_aliases a JOIN entities e ON e.id = a.entity_id
+     WHERE a.search_key = newsgraph_search_key(x.name) AND e.kind = x.kind
+     ORDER BY e.article_count DESC, e.id LIMIT 1)
+) AS id
+FROM jsonb_to_recordset($1::jsonb) AS x(ord int, name text, kind text, wikidata_id text)
+"""
+
+
+async def resolve_entities(w: Writer, refs: Sequence[EntityRef]) -> list[int]:
+    """Entity ids for `refs`, in order; entities not yet in the catalogue are created."""
+    payload = [{"ord": i, "name": r.name, "kind": r.kind, "wikidata_id": r.wikidata_id} for i, r in enumerate(refs)]
+    rows = await w.fetch(SELECT_ENTITIES_BY_REF, payload)
+    ids: list[int | None] = [None] * len(refs)
+    for row in rows:
+        ids[row["ord"]] = row["id"]
+    missing = [i for i, found in enumerate(ids) if found is None]
+    if missing:
+        created = await upsert_entities(
+            w,
+            [EntityRow(refs[i].name, refs[i].kind, refs[i].slug, refs[i].wikidata_id) for i in missing],
+        )
+        for i, entity_id in zip(missing, created, strict=True):
+            ids[i] = entity_id
+    return [i for i in ids if i is not None]
+
+
+ARTICLE_FIELDS: Final = """
+    source_id bigint, url text, canonical_url text, title text, published_at timestamptz,
+    content_hash text, external_id text, summary text, body text, authors text[], language text,
+    section text, tags text[], image_url text, image_credit text, image_caption text,
+    image_alt text, image_width int, image_height int, published_at_estimated boolean"""
+
+UPSERT_ARTICLES: Final = f"""
+INSERT INTO articles AS a (
+    source_id, url, canonical_url, title, published_at, content_hash, external_id, summary,
+    body, authors, language, section, tags, image_url, image_credit, image_caption, image_alt,
+    image_width, image_height, published_at_estimated)
+SELECT x.source_id, x.url, x.canonical_url, x.title, x.published_at,
+       decode(x.content_hash, 'hex'), x.external_id, x.summary, x.body,
+       coalesce(x.authors, '{{}}'), x.language, x.section, coalesce(x.tags, '{{}}'),
+       x.image_url, x.image_credit, x.image_caption, x.image_alt, x.image_width, x.image_height,
+       x.published_at_estimated
+FROM jsonb_to_recordset($1::jsonb) AS x({ARTICLE_FIELDS})
+ON CONFLICT (canonical_url) DO UPDATE SET
+    source_id = EXCLUDED.source_id, url = EXCLUDED.url, title = EXCLUDED.title,
+    published_at = CASE WHEN EXCLUDED.published_at_estimated AND NOT a.published_at_estimated
+                        THEN a.published_at ELSE EXCLUDED.published_at END,
+    published_at_estimated = EXCLUDED.published_at_estimated AND a.published_at_estimated,
+    content_hash = EXCLUDED.content_hash, external_id = EXCLUDED.external_id,
+    summary = EXCLUDED.summary, body = EXCLUDED.body, authors = EXCLUDED.authors,
+    language = EXCLUDED.language, section = EXCLUDED.section, tags = EXCLUDED.tags,
+    image_url = EXCLUDED.image_url, image_credit = EXCLUDED.image_credit,
+    image_caption = EXCLUDED.image_caption, image_alt = EXCLUDED.image_alt,
+    image_width = EXCLUDED.image_width, image_height = EXCLUDED.image_height,
+    updated_at = now()
+WHERE a.content_hash IS DISTINCT FROM EXCLUDED.content_hash
+RETURNING a.id, a.canonical_url, (xmax = 0) AS inserted
+"""
+
+SELECT_ARTICLE_IDS_BY_URL: Final = """
+SELECT canonical_url, id FROM articles WHERE canonical_url = ANY($1::text[])
+"""
+
+
+async def upsert_articles(w: Writer, rows: Sequence[ArticleRow]) -> list[UpsertOutcome]:
+    """Insert or update by canonical URL; rows must have distinct canonical URLs."""
+    written = await w.fetch(UPSERT_ARTICLES, _json(rows))
+    outcomes = {
+        r["canonical_url"]: UpsertOutcome(r["id"], "CREATED" if r["inserted"] else "UPDATED")
+        for r in written
+    }
+    unchanged = [row.canonical_url for row in rows if row.canonical_url not in outcomes]
+    if unchanged:
+        for r in await w.fetch(SELECT_ARTICLE_IDS_BY_URL, unchanged):
+            outcomes[r["canonical_url"]] = UpsertOutcome(r["id"], "UNCHANGED")
+    return [outcomes[row.canonical_url] for row in rows]
+
+
+DELETE_LINKS: Final = "DELETE FROM article_entities WHERE article_id = ANY($1::bigint[])"
+
+INSERT_LINKS: Final = """
+INSERT INTO article_entities (article_id, entity_id, salience, mention_count, published_at)
+SELECT x.article_id, x.entity_id, max(x.salience), sum(x.mention_count), a.published_at
+FROM jsonb_to_recordset($1::jsonb)
+     AS x(article_id bigint, entity_id bigint, salience real, mention_count int)
+JOIN articles a ON a.id = x.article_id
+GROUP BY x.article_id, x.entity_id, a.published_at
+"""
+
+
+async def replace_links(w: Writer, article_ids: Sequence[int], links: Sequence[LinkRow]) -> None:
+    """Make `links` the complete set of entity links of `article_ids`."""
+    if not article_ids:
+        return
+    await w.execute(DELETE_LINKS, list(article_ids))
+    if links:
+        await w.execute(INSERT_LINKS, _json(links))

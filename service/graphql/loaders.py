@@ -1,0 +1,110 @@
+"""Per-request DataLoaders: every nested field batches through one of these.
+
+Built fresh in `get_context` for each request (never shared), so nothing is cached across
+requests or callers.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import TypeAlias
+
+from strawberry.dataloader import DataLoader
+
+from service.db import articles, entities, sources
+from service.db.articles import ArticlePageQuery, Scope
+from service.db.pool import Database
+from service.db.records import (
+    ArticleEntityRecord,
+    ArticleRecord,
+    CoMentionRecord,
+    EntityRecord,
+    SourceRecord,
+)
+
+__all__ = ["Loaders", "PageKey", "PageRows"]
+
+MAX_BATCH = 1000
+
+PageKey: TypeAlias = tuple[Scope, int, ArticlePageQuery]
+PageRows: TypeAlias = list[tuple[ArticleRecord, float | None]]
+
+
+class Loaders:
+    def __init__(self, db: Database, count_cap: int) -> None:
+        self.db = db
+        self.count_cap = count_cap
+        self.article = DataLoader(self._articles, max_batch_size=MAX_BATCH)
+        self.article_body = DataLoader(self._bodies, max_batch_size=MAX_BATCH)
+        self.source = DataLoader(self._sources, max_batch_size=MAX_BATCH)
+        self.entity = DataLoader(self._entities, max_batch_size=MAX_BATCH)
+        self.aliases = DataLoader(self._aliases, max_batch_size=MAX_BATCH)
+        self.article_entities = DataLoader(self._article_entities, max_batch_size=MAX_BATCH)
+        self.co_mentioned = DataLoader(self._co_mentioned, max_batch_size=MAX_BATCH)
+        self.article_pages = DataLoader(self._article_pages, max_batch_size=MAX_BATCH)
+        self.article_counts = DataLoader(self._article_counts, max_batch_size=MAX_BATCH)
+
+    async def _articles(self, ids: Sequence[int]) -> list[ArticleRecord | None]:
+        found = await articles.fetch_articles_by_ids(self.db, ids)
+        return [found.get(i) for i in ids]
+
+    async def _bodies(self, ids: Sequence[int]) -> list[str | None]:
+        found = await articles.fetch_article_bodies(self.db, ids)
+        return [found.get(i) for i in ids]
+
+    async def _sources(self, ids: Sequence[int]) -> list[SourceRecord | None]:
+        found = await sources.fetch_sources_by_ids(self.db, ids)
+        return [found.get(i) for i in ids]
+
+    async def _entities(self, ids: Sequence[int]) -> list[EntityRecord | None]:
+        found = await entities.fetch_entities_by_ids(self.db, ids)
+        return [found.get(i) for i in ids]
+
+    async def _aliases(self, ids: Sequence[int]) -> list[list[str]]:
+        found = await entities.fetch_aliases(self.db, ids)
+        return [found.get(i, []) for i in ids]
+
+    async def _article_entities(self, ids: Sequence[int]) -> list[list[ArticleEntityRecord]]:
+        found = await entities.fetch_article_entities(self.db, ids)
+        return [found.get(i, []) for i in ids]
+
+    async def _co_mentioned(self, keys: Sequence[tuple[int, int]]) -> list[list[CoMentionRecord]]:
+        by_first: dict[int, list[int]] = defaultdict(list)
+        for entity_id, first in keys:
+            by_first[first].append(entity_id)
+        found: dict[tuple[int, int], list[CoMentionRecord]] = {}
+        for first, ids in by_first.items():
+            for entity_id, rows in (await entities.fetch_co_mentioned(self.db, ids, first)).items():
+                found[(entity_id, first)] = rows
+        return [found.get(key, []) for key in keys]
+
+    async def _article_pages(self, keys: Sequence[PageKey]) -> list[PageRows]:
+        groups: dict[tuple[Scope, ArticlePageQuery], list[int]] = defaultdict(list)
+        for scope, parent, query in keys:
+            groups[(scope, query)].append(parent)
+        found: dict[PageKey, PageRows] = {}
+        for (scope, query), parents in groups.items():
+            pages = await articles.fetch_article_pages(self.db, query, scope, parents)
+            for parent in parents:
+                found[(scope, parent, query)] = pages.get(parent, [])
+        self.article.prime_many({rec.id: rec for rows in found.values() for rec, _ in rows})
+        return [found[key] for key in keys]
+
+    async def _article_counts(self, keys: Sequence[PageKey]) -> list[tuple[int, bool]]:
+        groups: dict[tuple[Scope, ArticlePageQuery], list[int]] = defaultdict(list)
+        for scope, parent, query in keys:
+            groups[(scope, query)].append(parent)
+        found: dict[PageKey, tuple[int, bool]] = {}
+        for (scope, query), parents in groups.items():
+            counts = await articles.count_articles(self.db, query, scope, parents, self.count_cap)
+            for parent in parents:
+                n = counts.get(parent, 0)
+                if n <= self.count_cap:
+                    found[(scope, parent, query)] = (n, True)
+                elif scope is Scope.ALL:
+                    estimate = await articles.estimate_articles(self.db, query)
+                    found[(scope, parent, query)] = (max(estimate, self.count_cap + 1), False)
+                else:
+                    found[(scope, parent, query)] = (n, False)
+        return [found[key] for key in keys]

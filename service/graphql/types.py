@@ -1,0 +1,487 @@
+"""GraphQL object types, mapped from db records; nested fields resolve through loaders.
+
+The types live in one module because they reference each other (an article has a source and
+entities; sources and entities have articles), and one module keeps that cycle readable.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import replace
+from datetime import datetime
+from typing import Annotated
+
+import strawberry
+
+from service.db.articles import ArticleFilter as DbArticleFilter
+from service.db.articles import ArticleOrder as DbArticleOrder
+from service.db.articles import ArticlePageQuery, Scope
+from service.db.records import ArticleRecord, EntityRecord, SourceRecord
+from service.errors import BadInput, LimitExceeded
+from service.graphql.context import Info
+from service.graphql.pagination import (
+    decode_cursor,
+    decode_typed_id,
+    encode_cursor,
+    encode_id,
+    page_size,
+)
+
+__all__ = [
+    "Article",
+    "ArticleConnection",
+    "ArticleFilter",
+    "ArticleOrder",
+    "Entity",
+    "EntityConnection",
+    "EntityKind",
+    "Node",
+    "Source",
+    "SourceConnection",
+    "resolve_articles",
+]
+
+MAX_FILTER_VALUES = 100
+MAX_SEARCH_LENGTH = 500
+
+
+@strawberry.enum(description="What kind of thing an entity is.")
+class EntityKind(enum.Enum):
+    PERSON = strawberry.enum_value("PERSON", description="A person.")
+    ORGANIZATION = strawberry.enum_value(
+        "ORGANIZATION", description="A company, party, institution or group."
+    )
+    PLACE = strawberry.enum_value("PLACE", description="A country, city, region or site.")
+    EVENT = strawberry.enum_value("EVENT", description="A named event (a war, a summit, a games).")
+    PRODUCT = strawberry.enum_value("PRODUCT", description="A product, work or service.")
+    OTHER = strawberry.enum_value("OTHER", description="Anything else.")
+
+
+@strawberry.enum(description="How an article list is ordered.")
+class ArticleOrder(enum.Enum):
+    NEWEST = strawberry.enum_value("NEWEST", description="Latest published first (the default).")
+    OLDEST = strawberry.enum_value("OLDEST", description="Earliest published first.")
+    RELEVANCE = strawberry.enum_value(
+        "RELEVANCE", description="Best full-text match first; needs `search`."
+    )
+
+
+@strawberry.interface(description="An object with a global, opaque id, fetchable with `node(id:)`.")
+class Node:
+    id: strawberry.ID = strawberry.field(description="Global id; opaque, stable across releases.")
+
+
+@strawberry.type(description="Where a page sits in a list, for cursor pagination.")
+class PageInfo:
+    has_next_page: bool = strawberry.field(description="Whether more items follow `endCursor`.")
+    has_previous_page: bool = strawberry.field(
+        description="Whether items precede this page (true when `after` was given)."
+    )
+    start_cursor: str | None = strawberry.field(description="Cursor of the first item, if any.")
+    end_cursor: str | None = strawberry.field(
+        description="Cursor of the last item; pass it as `after` for the next page."
+    )
+
+
+@strawberry.type(description="A person credited with writing an article.")
+class Author:
+    name: str = strawberry.field(description="The name as published.")
+
+
+@strawberry.type(description="The lead image of an article.")
+class Image:
+    url: str = strawberry.field(description="Address of the image.")
+    credit: str | None = strawberry.field(description="Photographer or agency credit.")
+    caption: str | None = strawberry.field(description="Caption shown with the image.")
+    alt: str | None = strawberry.field(description="Alternative text for screen readers.")
+    width: int | None = strawberry.field(description="Width in pixels, when known.")
+    height: int | None = strawberry.field(description="Height in pixels, when known.")
+
+
+@strawberry.input(description="Narrows an article list; all given conditions must hold.")
+class ArticleFilter:
+    sources: list[strawberry.ID] | None = strawberry.field(
+        default=None, description="Only articles from any of these sources."
+    )
+    entities: list[strawberry.ID] | None = strawberry.field(
+        default=None, description="Only articles that mention any of these entities."
+    )
+    languages: list[str] | None = strawberry.field(
+        default=None, description="Only articles in any of these languages (ISO 639-1, e.g. en, nb)."
+    )
+    sections: list[str] | None = strawberry.field(
+        default=None, description="Only articles in any of these sections (e.g. world, sport)."
+    )
+    published_after: datetime | None = strawberry.field(
+        default=None, description="Only articles published at or after this time."
+    )
+    published_before: datetime | None = strawberry.field(
+        default=None, description="Only articles published before this time."
+    )
+
+
+ArticleFilterArg = Annotated[
+    ArticleFilter | None, strawberry.argument(description="Conditions the articles must meet.")
+]
+SearchArg = Annotated[
+    str | None,
+    strawberry.argument(
+        description='Full-text search in web-search syntax: words, "quoted phrases", OR, '
+        "-exclusion. Stemmed in each article's language."
+    ),
+]
+OrderArg = Annotated[ArticleOrder, strawberry.argument(description="The order of the list.")]
+FirstArg = Annotated[
+    int | None, strawberry.argument(description="Page size, from 1 to 100 (default 20).")
+]
+AfterArg = Annotated[
+    str | None,
+    strawberry.argument(description="Return items after this cursor (an `endCursor`)."),
+]
+
+
+@strawberry.type(description="A news article: what was published, by whom, about whom.")
+class Article(Node):
+    url: str = strawberry.field(description="The article's address (canonicalised).")
+    canonical_url: str = strawberry.field(
+        description="The page's canonical address; equal articles share it (the dedupe key)."
+    )
+    title: str = strawberry.field(description="The headline.")
+    summary: str | None = strawberry.field(description="A short plain-text summary.")
+    authors: list[Author] = strawberry.field(description="Credited authors, in byline order.")
+    published_at: datetime = strawberry.field(description="When it was published, in UTC.")
+    published_at_estimated: bool = strawberry.field(
+        description="True when the publisher gave no date and `publishedAt` is the ingest time."
+    )
+    updated_at: datetime = strawberry.field(description="When its stored content last changed.")
+    language: str = strawberry.field(description="ISO 639-1 language code, or `und`.")
+    section: str | None = strawberry.field(description="The publisher's section, e.g. world.")
+    tags: list[str] = strawberry.field(description="The publisher's tags.")
+    image: Image | None = strawberry.field(description="The lead image, if any.")
+    record: strawberry.Private[ArticleRecord]
+
+    @classmethod
+    def from_record(cls, record: ArticleRecord) -> Article:
+        image = None
+        if record.image_url:
+            image = Image(
+                url=record.image_url,
+                credit=record.image_credit,
+                caption=record.image_caption,
+                alt=record.image_alt,
+                width=record.image_width,
+                height=record.image_height,
+            )
+        return cls(
+            id=strawberry.ID(encode_id("Article", record.id)),
+            url=record.url,
+            canonical_url=record.canonical_url,
+            title=record.title,
+            summary=record.summary,
+            authors=[Author(name=name) for name in record.authors],
+            published_at=record.published_at,
+            published_at_estimated=record.published_at_estimated,
+            updated_at=record.updated_at,
+            language=record.language,
+            section=record.section,
+            tags=list(record.tags),
+            image=image,
+            record=record,
+        )
+
+    @strawberry.field(description="The full text, plain; fetched only when asked for.")
+    async def body(self, info: Info) -> str | None:
+        return await info.context.loaders.article_body.load(self.record.id)
+
+    @strawberry.field(description="The publisher.")
+    async def source(self, info: Info) -> Source:
+        record = await info.context.loaders.source.load(self.record.source_id)
+        assert record is not None  # a foreign key guarantees it
+        return Source.from_record(record)
+
+    @strawberry.field(description="The entities the article is about, most salient first.")
+    async def entities(
+        self,
+        info: Info,
+        first: Annotated[
+            int | None, strawberry.argument(description="At most this many (default: all).")
+        ] = None,
+    ) -> list[ArticleEntity]:
+        links = await info.context.loaders.article_entities.load(self.record.id)
+        if first is not None:
+            links = links[: max(first, 0)]
+        return [
+            ArticleEntity(
+                entity_id=link.entity_id, salience=link.salience, mention_count=link.mention_count
+            )
+            for link in links
+        ]
+
+
+@strawberry.type(description="An entity as it appears in one article.")
+class ArticleEntity:
+    salience: float = strawberry.field(
+        description="How central the entity is to the article, from 0 to 1."
+    )
+    mention_count: int = strawberry.field(description="How often the article mentions it.")
+    entity_id: strawberry.Private[int]
+
+    @strawberry.field(description="The entity.")
+    async def entity(self, info: Info) -> Entity:
+        record = await info.context.loaders.entity.load(self.entity_id)
+        assert record is not None  # a foreign key guarantees it
+        return Entity.from_record(record)
+
+
+@strawberry.type(description="A publisher of articles.")
+class Source(Node):
+    name: str = strawberry.field(description="The publisher's name.")
+    domain: str = strawberry.field(description="Its web domain, e.g. bbc.co.uk.")
+    country: str | None = strawberry.field(description="ISO 3166-1 alpha-2 country code.")
+    language: str | None = strawberry.field(description="Its main language, when known.")
+    record: strawberry.Private[SourceRecord]
+
+    @classmethod
+    def from_record(cls, record: SourceRecord) -> Source:
+        return cls(
+            id=strawberry.ID(encode_id("Source", record.id)),
+            name=record.name,
+            domain=record.domain,
+            country=record.country,
+            language=record.language,
+            record=record,
+        )
+
+    @strawberry.field(description="Its articles, newest first unless ordered otherwise.")
+    async def articles(
+        self,
+        info: Info,
+        filter: ArticleFilterArg = None,
+        search: SearchArg = None,
+        order_by: OrderArg = ArticleOrder.NEWEST,
+        first: FirstArg = None,
+        after: AfterArg = None,
+    ) -> ArticleConnection:
+        return await resolve_articles(
+            info, Scope.SOURCE, self.record.id, filter, search, order_by, first, after,
+            known_total=self.record.article_count,
+        )  # fmt: skip
+
+
+@strawberry.type(description="A person, organisation, place or other thing articles are about.")
+class Entity(Node):
+    name: str = strawberry.field(description="The preferred name.")
+    slug: str = strawberry.field(description="A URL-friendly unique name, e.g. joe-biden.")
+    kind: EntityKind = strawberry.field(description="What kind of thing it is.")
+    wikidata_id: str | None = strawberry.field(description="Its Wikidata id (Q…), when known.")
+    description: str | None = strawberry.field(description="A short description.")
+    article_count: int = strawberry.field(description="How many articles mention it.")
+    record: strawberry.Private[EntityRecord]
+
+    @classmethod
+    def from_record(cls, record: EntityRecord) -> Entity:
+        return cls(
+            id=strawberry.ID(encode_id("Entity", record.id)),
+            name=record.name,
+            slug=record.slug,
+            kind=EntityKind(record.kind),
+            wikidata_id=record.wikidata_id,
+            description=record.description,
+            article_count=record.article_count,
+            record=record,
+        )
+
+    @strawberry.field(description="Other names for it (short forms, other languages).")
+    async def aliases(self, info: Info) -> list[str]:
+        return await info.context.loaders.aliases.load(self.record.id)
+
+    @strawberry.field(description="Articles that mention it, newest first unless ordered otherwise.")
+    async def articles(
+        self,
+        info: Info,
+        filter: ArticleFilterArg = None,
+        search: SearchArg = None,
+        order_by: OrderArg = ArticleOrder.NEWEST,
+        first: FirstArg = None,
+        after: AfterArg = None,
+    ) -> ArticleConnection:
+        return await resolve_articles(
+            info, Scope.ENTITY, self.record.id, filter, search, order_by, first, after,
+            known_total=self.record.article_count,
+        )  # fmt: skip
+
+    @strawberry.field(
+        description="Entities most often mentioned in the same articles (over its latest 1,000)."
+    )
+    async def co_mentioned(
+        self,
+        info: Info,
+        first: Annotated[
+            int, strawberry.argument(description="How many, from 1 to 100 (default 10).")
+        ] = 10,
+    ) -> list[CoMention]:
+        size = page_size(first, 10, info.context.settings.max_page_size)
+        rows = await info.context.loaders.co_mentioned.load((self.record.id, size))
+        return [CoMention(entity_id=row.other_id, count=row.count) for row in rows]
+
+
+@strawberry.type(description="An entity mentioned together with another, and how often.")
+class CoMention:
+    count: int = strawberry.field(description="Articles mentioning both.")
+    entity_id: strawberry.Private[int]
+
+    @strawberry.field(description="The other entity.")
+    async def entity(self, info: Info) -> Entity:
+        record = await info.context.loaders.entity.load(self.entity_id)
+        assert record is not None
+        return Entity.from_record(record)
+
+
+@strawberry.type(description="An article in a list, with its cursor.")
+class ArticleEdge:
+    cursor: str = strawberry.field(description="Pass as `after` to continue after this article.")
+    node: Article = strawberry.field(description="The article.")
+
+
+@strawberry.type(description="A page of articles.")
+class ArticleConnection:
+    edges: list[ArticleEdge] = strawberry.field(description="The articles on this page.")
+    page_info: PageInfo = strawberry.field(description="Cursors and whether more pages exist.")
+    count_key: strawberry.Private[tuple[Scope, int, ArticlePageQuery]]
+    known_total: strawberry.Private[int | None]
+
+    async def _total(self, info: Info) -> tuple[int, bool]:
+        if self.known_total is not None:
+            return self.known_total, True
+        result: tuple[int, bool] = await info.context.loaders.article_counts.load(self.count_key)
+        return result
+
+    @strawberry.field(
+        description="How many articles match: exact up to 10,000 (configurable), "
+        "an estimate beyond (see `totalCountIsExact`)."
+    )
+    async def total_count(self, info: Info) -> int:
+        return (await self._total(info))[0]
+
+    @strawberry.field(description="False when `totalCount` is an estimate.")
+    async def total_count_is_exact(self, info: Info) -> bool:
+        return (await self._total(info))[1]
+
+
+@strawberry.type(description="A source in a list, with its cursor.")
+class SourceEdge:
+    cursor: str = strawberry.field(description="Pass as `after` to continue after this source.")
+    node: Source = strawberry.field(description="The source.")
+
+
+@strawberry.type(description="A page of sources.")
+class SourceConnection:
+    edges: list[SourceEdge] = strawberry.field(description="The sources on this page.")
+    page_info: PageInfo = strawberry.field(description="Cursors and whether more pages exist.")
+
+
+@strawberry.type(description="An entity in a list, with its cursor.")
+class EntityEdge:
+    cursor: str = strawberry.field(description="Pass as `after` to continue after this entity.")
+    node: Entity = strawberry.field(description="The entity.")
+
+
+@strawberry.type(description="A page of entities.")
+class EntityConnection:
+    edges: list[EntityEdge] = strawberry.field(description="The entities on this page.")
+    page_info: PageInfo = strawberry.field(description="Cursors and whether more pages exist.")
+
+
+_ORDER_TYPES: dict[DbArticleOrder, tuple[type, ...]] = {
+    DbArticleOrder.NEWEST: (datetime, int),
+    DbArticleOrder.OLDEST: (datetime, int),
+    DbArticleOrder.RELEVANCE: (float, int),
+}
+
+
+def _ids(values: list[strawberry.ID] | None, type_name: str, name: str) -> tuple[int, ...]:
+    if not values:
+        return ()
+    if len(values) > MAX_FILTER_VALUES:
+        raise LimitExceeded(f"`filter.{name}` takes at most {MAX_FILTER_VALUES} values")
+    return tuple(decode_typed_id(value, type_name) for value in values)
+
+
+def _strings(values: list[str] | None, name: str, *, lower: bool = True) -> tuple[str, ...]:
+    if not values:
+        return ()
+    if len(values) > MAX_FILTER_VALUES:
+        raise LimitExceeded(f"`filter.{name}` takes at most {MAX_FILTER_VALUES} values")
+    return tuple(sorted({v.strip().lower() if lower else v.strip() for v in values}))
+
+
+def to_db_filter(value: ArticleFilter | None) -> DbArticleFilter:
+    if value is None:
+        return DbArticleFilter()
+    for name, moment in (("publishedAfter", value.published_after), ("publishedBefore", value.published_before)):
+        if moment is not None and moment.tzinfo is None:
+            raise BadInput(f"`filter.{name}` needs a time-zone offset, e.g. 2024-05-01T00:00:00Z")
+    return DbArticleFilter(
+        source_ids=tuple(sorted(set(_ids(value.sources, "Source", "sources")))),
+        entity_ids=tuple(sorted(set(_ids(value.entities, "Entity", "entities")))),
+        languages=_strings(value.languages, "languages"),
+        sections=_strings(value.sections, "sections"),
+        published_after=value.published_after,
+        published_before=value.published_before,
+    )
+
+
+def _search_text(search: str | None) -> str | None:
+    if search is None or not search.strip():
+        return None
+    if len(search) > MAX_SEARCH_LENGTH:
+        raise LimitExceeded(f"`search` is limited to {MAX_SEARCH_LENGTH} characters")
+    return search.strip()
+
+
+async def resolve_articles(
+    info: Info,
+    scope: Scope,
+    parent_id: int,
+    filter: ArticleFilter | None,
+    search: str | None,
+    order_by: ArticleOrder,
+    first: int | None,
+    after: str | None,
+    *,
+    known_total: int | None = None,
+) -> ArticleConnection:
+    """One page of articles under a parent (or everyone's), through the batching loader."""
+    settings = info.context.settings
+    size = page_size(first, settings.default_page_size, settings.max_page_size)
+    db_filter = to_db_filter(filter)
+    text = _search_text(search)
+    order = DbArticleOrder(order_by.value)
+    if order is DbArticleOrder.RELEVANCE and text is None:
+        raise BadInput("`orderBy: RELEVANCE` needs a `search` text")
+    kind = order.value.lower()
+    position = decode_cursor(after, kind, _ORDER_TYPES[order]) if after else None
+    query = ArticlePageQuery(
+        filter=db_filter,
+        search=text,
+        order=order,
+        after=position,  # type: ignore[arg-type]
+        limit=size + 1,
+    )
+    rows = await info.context.loaders.article_pages.load((scope, parent_id, query))
+    edges = []
+    for record, rank in rows[:size]:
+        key = (rank if order is DbArticleOrder.RELEVANCE else record.published_at, record.id)
+        edges.append(ArticleEdge(cursor=encode_cursor(kind, key), node=Article.from_record(record)))
+    unfiltered = db_filter == DbArticleFilter() and text is None
+    return ArticleConnection(
+        edges=edges,
+        page_info=PageInfo(
+            has_next_page=len(rows) > size,
+            has_previous_page=after is not None,
+            start_cursor=edges[0].cursor if edges else None,
+            end_cursor=edges[-1].cursor if edges else None,
+        ),
+        count_key=(scope, parent_id, replace(query, after=None, limit=0)),
+        known_total=known_total if unfiltered else None,
+    )

@@ -1,0 +1,94 @@
+"""Pure normalisation of incoming article data: URLs, dates, slugs, content hashes.
+
+No IO here. The same `canonicalize_url` serves ingest (the dedupe key) and lookups
+(`article(url:)`), so a partner's link finds the stored article whatever tracking
+parameters it carries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from datetime import UTC, date, datetime, time
+from typing import Final
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from service.errors import BadInput
+
+__all__ = ["canonicalize_url", "content_hash", "parse_published_at", "slugify"]
+
+DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+TRACKING_PARAMS: Final = frozenset(
+    {"fbclid", "gclid", "dclid", "msclkid", "yclid", "igshid", "mc_cid", "mc_eid", "_ga",
+     "ocid", "cmpid", "ref_src", "ref_url", "smid", "sr_share", "at_medium", "at_campaign"}
+)  # fmt: skip
+TRACKING_PREFIXES: Final = ("utm_", "at_", "pk_", "mtm_")
+MAX_URL_LENGTH: Final = 2048
+
+
+def canonicalize_url(url: str) -> str:
+    """The canonical form of an article URL; raises BadInput if it is not an http(s) URL."""
+    text = url.strip()
+    if len(text) > MAX_URL_LENGTH:
+        raise BadInput(f"URL is longer than {MAX_URL_LENGTH} characters")
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as exc:
+        raise BadInput(f"not a valid URL: {exc}") from None
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").rstrip(".")
+    if scheme not in DEFAULT_PORTS or not host:
+        raise BadInput("not an absolute http(s) URL")
+    netloc = host if port in (None, DEFAULT_PORTS[scheme]) else f"{host}:{port}"
+    path = re.sub(r"/{2,}", "/", parts.path or "/")
+    if len(path) > 1:
+        path = path.rstrip("/") or "/"
+    query = [
+        (key, value)
+        for key, value in parse_qsl(parts.query, keep_blank_values=True)
+        if key.lower() not in TRACKING_PARAMS and not key.lower().startswith(TRACKING_PREFIXES)
+    ]
+    return urlunsplit((scheme, netloc, path, urlencode(sorted(query)), ""))
+
+
+def parse_published_at(value: str) -> datetime:
+    """An RFC 3339 date-time with an offset, or a date alone (00:00 UTC); always UTC."""
+    text = value.strip()
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        try:
+            return datetime.combine(date.fromisoformat(text), time(), tzinfo=UTC)
+        except ValueError:
+            raise BadInput("not a valid calendar date") from None
+    if not re.fullmatch(
+        r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:\d{2})", text
+    ):
+        raise BadInput("not an RFC 3339 date-time with a time-zone offset")
+    try:
+        parsed = datetime.fromisoformat(text.replace("z", "Z"))
+    except ValueError:
+        raise BadInput("not an RFC 3339 date-time with a time-zone offset") from None
+    return parsed.astimezone(UTC)
+
+
+_SLUG_FOLD: Final = str.maketrans(
+    {"ø": "o", "Ø": "o", "æ": "ae", "Æ": "ae", "ß": "ss", "đ": "d", "ł": "l", "Ł": "l"}
+)
+
+
+def slugify(name: str) -> str:
+    """A URL-safe identifier: lower-case ASCII words joined by hyphens."""
+    folded = unicodedata.normalize("NFKD", name.translate(_SLUG_FOLD))
+    ascii_text = folded.encode("ascii", "ignore").decode("ascii").lower()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text).strip("-")
+    return slug or "entity"
+
+
+def content_hash(*parts: object) -> bytes:
+    """A stable digest of an article's content, to tell UPDATED from UNCHANGED."""
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(repr(part).encode())
+        digest.update(b"\x1f")
+    return digest.digest()
