@@ -51,7 +51,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 __all__ = ["EmbeddedPostgres", "EmbeddedPostgresError"]
@@ -112,6 +111,7 @@ class EmbeddedPostgres:
         self._proc: subprocess.Popen[bytes] | None = None
         self._lock_fd: int | None = None
         self._dsn: str | None = None
+        self._owner_pid = os.getpid()
 
     @property
     def dsn(self) -> str:
@@ -123,18 +123,15 @@ class EmbeddedPostgres:
         self.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
     def start(self) -> str:
         """Initialise if needed, start, wait until ready and return the DSN. Main thread only."""
-        if self._proc is not None and self._proc.poll() is None:
-            return self.dsn
+        if self._proc is not None:
+            if self._proc.poll() is None:
+                return self.dsn
+            self.stop()  # the server died under us: clean up, then start afresh
         if _PRCTL is not None and threading.current_thread() is not threading.main_thread():
             raise EmbeddedPostgresError(
                 "EmbeddedPostgres.start() must be called on the main thread: Linux stops the "
@@ -155,11 +152,14 @@ class EmbeddedPostgres:
         except BaseException:
             self.stop()
             raise
+        self._owner_pid = os.getpid()
         atexit.register(self.stop)
         return self._dsn
 
     def stop(self) -> None:
         """Fast shutdown, escalating to SIGQUIT and SIGKILL; release the lock. Idempotent."""
+        if os.getpid() != self._owner_pid:
+            return  # a forked child inherited this object (and its atexit): not its server
         proc, self._proc, self._dsn = self._proc, None, None
         try:
             if proc is not None:
@@ -199,7 +199,7 @@ class EmbeddedPostgres:
                     f"upgrade the cluster with pg_upgrade, or set NEWSGRAPH_PG_BINDIR to "
                     f"PostgreSQL {found} binaries."
                 )
-        elif any(self.data_dir.iterdir()):
+        elif any(self.data_dir.iterdir()):  # never chown (below) someone else's directory
             raise EmbeddedPostgresError(
                 f"{self.data_dir} is not empty but holds no PostgreSQL cluster (no PG_VERSION); "
                 "empty it or set NEWSGRAPH_DATA_DIR to another directory"
@@ -239,7 +239,7 @@ class EmbeddedPostgres:
         for name in ("postgres", _DEFAULT_USER):
             with contextlib.suppress(KeyError):
                 return pwd.getpwnam(name)
-        detail = _run_quietly(["useradd", "--system", "--user-group", _DEFAULT_USER])
+        _, detail = _run(["useradd", "--system", "--user-group", _DEFAULT_USER])
         with contextlib.suppress(KeyError):  # created now, here or by a concurrent start
             return pwd.getpwnam(_DEFAULT_USER)
         raise EmbeddedPostgresError(
@@ -247,25 +247,22 @@ class EmbeddedPostgres:
             f"({detail}); create an unprivileged user and set NEWSGRAPH_PG_RUN_AS to it"
         )
 
+    def _run_as_user(self, args: list[str], timeout: float = 60) -> tuple[int, str]:
+        """Run a helper as the server's user; like the server, it dies with us."""
+        return _run(args, timeout=timeout, preexec_fn=_die_with_parent(), **self._as_user())
+
     def _as_user(self) -> dict[str, Any]:
-        """subprocess arguments that run a child as the server's user, in a neutral place."""
-        if self._user is None:
-            return {"env": dict(_CHILD_ENV), "cwd": "/"}
-        user = self._user
-        # extra_groups also drops root's supplementary groups, which would otherwise be kept.
-        groups = os.getgrouplist(user.pw_name, user.pw_gid)
-        return {
-            "env": dict(_CHILD_ENV),
-            "cwd": "/",
-            "user": user.pw_uid,
-            "group": user.pw_gid,
-            "extra_groups": groups,
-        }
+        """Popen arguments that run a child as the server's user, in a neutral place."""
+        kwargs: dict[str, Any] = {"env": dict(_CHILD_ENV), "cwd": "/"}
+        if user := self._user:
+            # extra_groups also drops root's supplementary groups, which would otherwise stay.
+            groups = os.getgrouplist(user.pw_name, user.pw_gid)
+            kwargs.update(user=user.pw_uid, group=user.pw_gid, extra_groups=groups)
+        return kwargs
 
     def _user_can(self, flag: str, path: Path) -> bool:
         # Ask the kernel as that user rather than reading mode bits: ACLs and groups count too.
-        args = ["test", flag, str(path)]
-        return subprocess.run(args, check=False, timeout=30, **self._as_user()).returncode == 0
+        return self._run_as_user(["test", flag, str(path)])[0] == 0
 
     def _check_access(self, bindir: Path, pginstall: Path | None) -> Path:
         assert self._user is not None
@@ -284,13 +281,7 @@ class EmbeddedPostgres:
                 f"PostgreSQL runs as {name!r}, which cannot execute {bindir / 'postgres'}; "
                 "set NEWSGRAPH_PG_BINDIR to binaries that user can run"
             )
-        cached = self._cached_copy(pginstall) / "bin"
-        if not self._user_can("-x", cached / "postgres"):
-            raise EmbeddedPostgresError(
-                f"{name!r} cannot execute the copied binaries in {cached}; "
-                "set NEWSGRAPH_PG_BIN_CACHE to a directory that user can reach"
-            )
-        return cached
+        return self._cached_copy(pginstall) / "bin"
 
     def _cached_copy(self, pginstall: Path) -> Path:
         """Copy the wheel's pginstall and its `.libs` sibling once; return the copied pginstall.
@@ -339,47 +330,26 @@ class EmbeddedPostgres:
             tmp.rename(cache)
         except OSError as exc:
             shutil.rmtree(tmp, ignore_errors=True)
-            if not (
-                marker.is_file() and marker.read_text() == stamp
-            ):  # else a concurrent start won
+            # A failed rename may just mean that a concurrent start made the same copy first.
+            if not (marker.is_file() and marker.read_text() == stamp):
                 raise EmbeddedPostgresError(f"could not copy binaries to {cache}: {exc}") from exc
         return target
 
     def _initdb(self, bindir: Path, major: int) -> None:
-        args = [
-            str(bindir / "initdb"),
-            "-D",
-            str(self.data_dir),
-            "--auth=trust",
-            "--username=postgres",
-            "--encoding=UTF8",
-        ]
+        args = [str(bindir / "initdb"), "-D", str(self.data_dir), "-U", "postgres", "--auth=trust"]
         # C.UTF-8 sorts by code point like C, but lower(), ILIKE and pg_trgm also fold non-ASCII
         # letters (æøå). PostgreSQL 17+ has it built in; older versions take it from libc.
         if major >= 17:
-            args += ["--locale-provider=builtin", "--builtin-locale=C.UTF-8", "--locale=C"]
+            args += ["-E", "UTF8", "--locale-provider=builtin", "--builtin-locale=C.UTF-8"]
+            args += ["--locale=C"]
         else:
-            args += ["--locale=C.UTF-8"]
+            args += ["-E", "UTF8", "--locale=C.UTF-8"]
         if self._options.get("fsync", "on").lower() in {"off", "false", "no", "0"}:
             args.append("--no-sync")  # whoever turns fsync off has no use for initdb's fsync
-        try:
-            done = subprocess.run(
-                args,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                check=False,
-                timeout=300,
-                preexec_fn=_die_with_parent(),
-                **self._as_user(),
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise EmbeddedPostgresError(f"initdb failed for {self.data_dir}: {exc}") from exc
-        if done.returncode != 0:
+        code, output = self._run_as_user(args, timeout=300)
+        if code != 0:
             raise EmbeddedPostgresError(
-                f"initdb failed for {self.data_dir} (exit code {done.returncode}):\n"
-                + _tail(done.stdout)
+                f"initdb failed for {self.data_dir} (exit code {code}):\n{_tail(output)}"
             )
 
     def _stop_leftovers(self) -> None:
@@ -413,18 +383,9 @@ class EmbeddedPostgres:
         while True:
             attempt += 1
             port = self._port or _free_port()
-            args = [
-                str(bindir / "postgres"),
-                "-D",
-                str(self.data_dir),
-                "-p",
-                str(port),
-                "-c",
-                "listen_addresses=127.0.0.1",
-                "-c",
-                "unix_socket_directories=",
-            ]
-            for name, value in self._options.items():
+            args = [str(bindir / "postgres"), "-D", str(self.data_dir), "-p", str(port)]
+            settings = {"listen_addresses": "127.0.0.1", "unix_socket_directories": ""}
+            for name, value in {**settings, **self._options}.items():
                 args += ["-c", f"{name}={value}"]
             log_fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             try:
@@ -506,20 +467,9 @@ def _version_key(path: str) -> tuple[int, ...]:
 
 
 def _major_version(bindir: Path) -> int:
-    try:
-        done = subprocess.run(
-            [str(bindir / "postgres"), "-V"],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=30,
-            env=_CHILD_ENV,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise EmbeddedPostgresError(f"cannot run {bindir / 'postgres'}: {exc}") from exc
-    match = re.search(r"\(PostgreSQL\) (\d+)", done.stdout)
-    if done.returncode != 0 or match is None:
-        output = (done.stdout + done.stderr).strip()
+    code, output = _run([str(bindir / "postgres"), "-V"])
+    match = re.search(r"\(PostgreSQL\) (\d+)", output)
+    if code != 0 or match is None:
         raise EmbeddedPostgresError(f"{bindir / 'postgres'} -V failed: {output}")
     return int(match.group(1))
 
@@ -575,8 +525,7 @@ def _cmdline(pid: int) -> list[str]:
     except FileNotFoundError:
         if Path("/proc/self").exists():
             return []
-        out = _run_quietly(["ps", "-ww", "-o", "command=", "-p", str(pid)])  # no /proc: macOS
-        return out.split()
+        return _run(["ps", "-ww", "-o", "command=", "-p", str(pid)])[1].split()  # no /proc: macOS
     except OSError:
         return []
     return [os.fsdecode(arg) for arg in raw.split(b"\0") if arg]
@@ -603,15 +552,16 @@ def _free_port() -> int:
     return port
 
 
-def _run_quietly(args: list[str]) -> str:
-    """Run a helper command; return its output, or the reason it could not run."""
+def _run(args: list[str], *, timeout: float = 60, **kwargs: Any) -> tuple[int, str]:
+    """Run a helper to completion: (exit code, output), or (-1, why it could not run)."""
+    kwargs.setdefault("env", _CHILD_ENV)
     try:
         done = subprocess.run(
-            args, capture_output=True, text=True, check=False, timeout=60, env=_CHILD_ENV
+            args, capture_output=True, text=True, check=False, timeout=timeout, **kwargs
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return str(exc)
-    return (done.stdout + done.stderr).strip()
+        return -1, str(exc)
+    return done.returncode, (done.stdout + done.stderr).strip()
 
 
 def _tail(text: str, lines: int = 25) -> str:

@@ -20,7 +20,7 @@ import orjson
 from service.config import Settings
 from service.errors import ServiceUnavailable
 
-__all__ = ["Database", "StatementLog", "open_database", "track_statements"]
+__all__ = ["Database", "StatementLog", "connect", "open_database", "track_statements"]
 
 
 @dataclass(slots=True)
@@ -62,6 +62,13 @@ async def _init_connection(conn: asyncpg.Connection[Any]) -> None:
         await conn.set_type_codec(
             name, schema="pg_catalog", encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads
         )
+
+
+async def connect(dsn: str) -> asyncpg.Connection[Any]:
+    """One connection with the pool's codecs (for tests and one-off scripts)."""
+    conn: asyncpg.Connection[Any] = await asyncpg.connect(dsn)
+    await _init_connection(conn)
+    return conn
 
 
 # Errors that mean "the database is not there right now", as opposed to a bad statement.
