@@ -23,7 +23,9 @@ MIGRATION_LOCK_KEY = 7_412_639_045_118_202_311
 def _dsn() -> str:
     dsn = context.config.attributes.get("dsn") or Settings.from_environ().database_url
     if not dsn:
-        raise SystemExit("Set DATABASE_URL (or run `newsgraph migrate`, which can start the embedded database).")
+        raise SystemExit(
+            "Set DATABASE_URL (or run `newsgraph migrate`, which can start the embedded database)."
+        )
     return str(dsn)
 
 
@@ -39,7 +41,9 @@ def _run(connection: Connection) -> None:
     connection.execute(text(f"SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
     connection.commit()
     try:
-        context.configure(connection=connection, target_metadata=None, transaction_per_migration=True)
+        context.configure(
+            connection=connection, target_metadata=None, transaction_per_migration=True
+        )
         with context.begin_transaction():
             context.run_migrations()
     finally:

@@ -107,10 +107,14 @@ def cmd_export_schema(args: argparse.Namespace, settings: Settings | None) -> in
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="newsgraph", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="serve GraphQL (embedded database unless DATABASE_URL)")
+    serve = commands.add_parser(
+        "serve", help="serve GraphQL (embedded database unless DATABASE_URL)"
+    )
     serve.add_argument("--host", help="address to listen on (default NEWSGRAPH_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default NEWSGRAPH_PORT or 8000)")
-    serve.add_argument("--workers", type=int, help="worker processes (default NEWSGRAPH_WORKERS or 1)")
+    serve.add_argument(
+        "--workers", type=int, help="worker processes (default NEWSGRAPH_WORKERS or 1)"
+    )
     serve.add_argument("--demo", action="store_true", help="load the bundled demo news first")
     serve.set_defaults(handler=cmd_serve)
     migrate_cmd = commands.add_parser("migrate", help="upgrade the database schema")
@@ -124,7 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     if args.command == "export-schema":
         return cmd_export_schema(args, None)
     try:

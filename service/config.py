@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal, Self, TypeVar
+from typing import Literal, Self, TypeVar, cast
 
 __all__ = ["ConfigError", "Settings", "default_data_dir"]
 
@@ -121,7 +121,10 @@ class Settings:
         """Build settings from `env` (default: the process environment), failing fast."""
         env = os.environ if env is None else env
         is_root = hasattr(os, "geteuid") and os.geteuid() == 0
-        environment = _choice(env, "NEWSGRAPH_ENV", "development", ("development", "production"))
+        environment = cast(
+            Environment,
+            _choice(env, "NEWSGRAPH_ENV", "development", ("development", "production")),
+        )
         settings = cls(
             database_url=env.get("DATABASE_URL") or None,
             database_replica_url=env.get("DATABASE_REPLICA_URL") or None,
@@ -129,7 +132,7 @@ class Settings:
             host=env.get("NEWSGRAPH_HOST") or "127.0.0.1",
             port=_int(env, "NEWSGRAPH_PORT", 8000),
             workers=_int(env, "NEWSGRAPH_WORKERS", 1),
-            auth=_choice(env, "NEWSGRAPH_AUTH", "off", ("off", "required")),
+            auth=cast(AuthMode, _choice(env, "NEWSGRAPH_AUTH", "off", ("off", "required"))),
             graphiql=_bool(env, "NEWSGRAPH_GRAPHIQL", environment == "development"),
             data_dir=_path(env, "NEWSGRAPH_DATA_DIR") or default_data_dir(env, is_root=is_root),
             pg_bindir=_path(env, "NEWSGRAPH_PG_BINDIR"),

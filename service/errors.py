@@ -1,10 +1,10 @@
 """Errors a client can cause or must hear about, each with a stable code.
 
-    NewsgraphError                 code            HTTP (REST)
-    ├── BadInput                   BAD_INPUT       400   a malformed id, filter or argument
-    │   └── BadCursor              BAD_CURSOR      400   a cursor we did not issue, or for another order
-    ├── LimitExceeded              LIMIT_EXCEEDED  400   a page size or other limit beyond its maximum
-    └── ServiceUnavailable         SERVICE_UNAVAILABLE 503   the database cannot be reached right now
+    NewsgraphError            code                  HTTP   when
+    ├── BadInput              BAD_INPUT             400    a malformed id, filter or argument
+    │   └── BadCursor         BAD_CURSOR            400    a cursor not ours, or for another order
+    ├── LimitExceeded         LIMIT_EXCEEDED        400    a page size or other limit exceeded
+    └── ServiceUnavailable    SERVICE_UNAVAILABLE   503    the database cannot be reached now
 
 Any other exception is unexpected: the GraphQL layer masks it (message plus request id) and
 logs it with its stack. Expected absence (an unknown id or URL) is `None`, not an error.

@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
@@ -67,7 +66,9 @@ async def database_url(server_url: str) -> AsyncIterator[str]:
 
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
-    return Settings.from_environ({"DATABASE_URL": database_url, "NEWSGRAPH_DATA_DIR": "/nonexistent"})
+    return Settings.from_environ(
+        {"DATABASE_URL": database_url, "NEWSGRAPH_DATA_DIR": "/nonexistent"}
+    )
 
 
 @pytest_asyncio.fixture(scope="session")
@@ -126,7 +127,8 @@ async def client(settings: Settings, db: Database) -> AsyncIterator[httpx.AsyncC
     async with (
         app.router.lifespan_context(app) as state,
         httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=_with_state(app, state)), base_url="http://newsgraph.test"
+            transport=httpx.ASGITransport(app=_with_state(app, state)),
+            base_url="http://newsgraph.test",
         ) as http,
     ):
         yield http

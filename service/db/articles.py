@@ -121,9 +121,7 @@ class _Params:
         return f"${len(self.values)}{cast}"
 
 
-def _conditions(
-    query: ArticlePageQuery, p: _Params, *, skip_entities: bool = False
-) -> list[str]:
+def _conditions(query: ArticlePageQuery, p: _Params, *, skip_entities: bool = False) -> list[str]:
     f = query.filter
     where: list[str] = []
     if f.source_ids:
@@ -155,7 +153,9 @@ def _page_sql(
     published_at matches its (entity_id, published_at, article_id) index.
     """
     where = _conditions(query, p, skip_entities=skip_entities)
-    key_time, key_id = ("l.published_at", "l.article_id") if via_links else ("a.published_at", "a.id")
+    key_time, key_id = (
+        ("l.published_at", "l.article_id") if via_links else ("a.published_at", "a.id")
+    )
     columns = ARTICLE_COLUMNS
     if query.order is ArticleOrder.RELEVANCE:
         assert query.search is not None
@@ -175,7 +175,9 @@ def _page_sql(
                 f"({key_time}, {key_id}) {op} ({p(query.after[0], '::timestamptz')}, "
                 f"{p(query.after[1], '::bigint')})"
             )
-    source = "article_entities l JOIN articles a ON a.id = l.article_id" if via_links else "articles a"
+    source = (
+        "article_entities l JOIN articles a ON a.id = l.article_id" if via_links else "articles a"
+    )
     if via_links:
         where.insert(0, "l.entity_id = parent.id")
     where_sql = " AND ".join(where) if where else "true"
@@ -186,7 +188,10 @@ def _page_sql(
             f"ORDER BY {inner_order} LIMIT {p(query.limit)}"
         )
     else:
-        sql = f"SELECT {columns} FROM {source} WHERE {where_sql} ORDER BY {inner_order} LIMIT {p(query.limit)}"
+        sql = (
+            f"SELECT {columns} FROM {source} WHERE {where_sql} "
+            f"ORDER BY {inner_order} LIMIT {p(query.limit)}"
+        )
     return sql, outer_order
 
 
@@ -261,12 +266,15 @@ async def count_articles(
     where_sql = " AND ".join(where) if where else "true"
     limit = p(cap + 1)
     if parent_sql is None:
-        sql = f"SELECT 0 AS parent_id, count(*) AS n FROM (SELECT 1 FROM {source} WHERE {where_sql} LIMIT {limit}) c"
+        sql = (
+            f"SELECT 0 AS parent_id, count(*) AS n "
+            f"FROM (SELECT 1 FROM {source} WHERE {where_sql} LIMIT {limit}) c"
+        )
     elif scope is Scope.ALL:
         sql = (
-            f"SELECT 0 AS parent_id, count(*) AS n FROM (SELECT DISTINCT a.id FROM unnest({parent_sql}) "
-            f"AS parent(id) CROSS JOIN LATERAL (SELECT a.id FROM {source} WHERE {where_sql} "
-            f"LIMIT {limit}) a LIMIT {limit}) c"
+            f"SELECT 0 AS parent_id, count(*) AS n FROM (SELECT DISTINCT a.id "
+            f"FROM unnest({parent_sql}) AS parent(id) CROSS JOIN LATERAL "
+            f"(SELECT a.id FROM {source} WHERE {where_sql} LIMIT {limit}) a LIMIT {limit}) c"
         )
     else:
         sql = (

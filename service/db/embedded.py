@@ -102,9 +102,10 @@ class EmbeddedPostgres:
     ) -> None:
         self.data_dir = Path(data_dir).expanduser().resolve()
         self.log_path = self.data_dir / "log" / "server.log"
-        self._bindir = bindir
+        # Absolute, because helpers run with cwd="/".
+        self._bindir = Path(bindir).expanduser().absolute() if bindir else None
         self._run_as = run_as
-        self._bin_cache = bin_cache
+        self._bin_cache = Path(bin_cache).expanduser().absolute() if bin_cache else None
         self._port = port
         self._options = dict(server_options or {})
         self._user: pwd.struct_passwd | None = None  # None: run as ourselves
@@ -215,7 +216,7 @@ class EmbeddedPostgres:
                     f"{self.data_dir} belongs to uid {self.data_dir.stat().st_uid}, but the "
                     f"server would run as {user.pw_name!r}; set NEWSGRAPH_PG_RUN_AS to its owner"
                 )
-        elif self._run_as not in (None, pwd.getpwuid(os.geteuid()).pw_name):
+        elif self._run_as and self._pick_user(initialized).pw_uid != os.geteuid():
             raise EmbeddedPostgresError("NEWSGRAPH_PG_RUN_AS takes effect only when run as root")
         if not initialized:
             self._initdb(bindir, major)

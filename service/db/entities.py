@@ -14,13 +14,17 @@ __all__ = [
     "fetch_co_mentioned",
     "fetch_entities_by_ids",
     "fetch_entity_by_slug",
-    "list_entities",
     "like_pattern",
+    "list_entities",
 ]
 
-ENTITY_COLUMNS: Final = "e.id, e.kind, e.name, e.slug, e.wikidata_id, e.description, e.article_count"
+ENTITY_COLUMNS: Final = (
+    "e.id, e.kind, e.name, e.slug, e.wikidata_id, e.description, e.article_count"
+)
 
-SELECT_ENTITIES_BY_IDS: Final = f"SELECT {ENTITY_COLUMNS} FROM entities e WHERE e.id = ANY($1::bigint[])"
+SELECT_ENTITIES_BY_IDS: Final = (
+    f"SELECT {ENTITY_COLUMNS} FROM entities e WHERE e.id = ANY($1::bigint[])"
+)
 
 SELECT_ENTITY_BY_SLUG: Final = f"SELECT {ENTITY_COLUMNS} FROM entities e WHERE e.slug = $1"
 
@@ -147,7 +151,9 @@ async def list_entities(
     if kind is not None:
         where.append(f"e.kind = {p(kind)}")
     if after is not None:
-        where.append(f"(m.bucket, e.article_count, e.id) < ({p(after[0])}, {p(after[1])}, {p(after[2])})")
+        where.append(
+            f"(m.bucket, e.article_count, e.id) < ({p(after[0])}, {p(after[1])}, {p(after[2])})"
+        )
     sql = f"""
 SELECT {ENTITY_COLUMNS}, m.bucket
 FROM (
@@ -164,7 +170,7 @@ WHERE {" AND ".join(where) or "true"}
 ORDER BY m.bucket DESC, e.article_count DESC, e.id DESC
 LIMIT {p(limit)}"""
     rows = await db.fetch(sql, *params)
-    result = []
+    result: list[tuple[EntityRecord, tuple[int, ...]]] = []
     for row in rows:
         values = dict(row)
         bucket = values.pop("bucket")

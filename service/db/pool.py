@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncpg
 import orjson
+from asyncpg.pool import PoolConnectionProxy
 
 from service.config import Settings
 from service.errors import ServiceUnavailable
@@ -60,7 +61,10 @@ def _note(sql: str) -> None:
 async def _init_connection(conn: asyncpg.Connection[Any]) -> None:
     for name in ("json", "jsonb"):
         await conn.set_type_codec(
-            name, schema="pg_catalog", encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads
+            name,
+            schema="pg_catalog",
+            encoder=lambda v: orjson.dumps(v).decode(),
+            decoder=orjson.loads,
         )
 
 
@@ -101,7 +105,9 @@ class Database:
         self._lock = asyncio.Lock() if isinstance(primary, asyncpg.Connection) else None
 
     @contextlib.asynccontextmanager
-    async def _connection(self, *, write: bool) -> AsyncIterator[asyncpg.Connection[Any]]:
+    async def _connection(
+        self, *, write: bool
+    ) -> AsyncIterator[asyncpg.Connection[Any] | PoolConnectionProxy[Any]]:
         source = self._primary if write or self._replica is None else self._replica
         try:
             if isinstance(source, asyncpg.Connection):
@@ -139,7 +145,7 @@ class Database:
 class Writer:
     """Statements inside one write transaction (see `Database.transaction`)."""
 
-    def __init__(self, conn: asyncpg.Connection[Any]) -> None:
+    def __init__(self, conn: asyncpg.Connection[Any] | PoolConnectionProxy[Any]) -> None:
         self.conn = conn
 
     async def fetch(self, sql: str, *args: object) -> list[asyncpg.Record]:

@@ -13,7 +13,9 @@ __all__ = ["fetch_source_by_domain", "fetch_sources_by_ids", "list_sources"]
 
 SOURCE_COLUMNS: Final = "s.id, s.domain, s.name, s.country, s.language, s.article_count"
 
-SELECT_SOURCES_BY_IDS: Final = f"SELECT {SOURCE_COLUMNS} FROM sources s WHERE s.id = ANY($1::bigint[])"
+SELECT_SOURCES_BY_IDS: Final = (
+    f"SELECT {SOURCE_COLUMNS} FROM sources s WHERE s.id = ANY($1::bigint[])"
+)
 
 SELECT_SOURCE_BY_DOMAIN: Final = f"SELECT {SOURCE_COLUMNS} FROM sources s WHERE s.domain = $1"
 
@@ -40,7 +42,9 @@ async def list_sources(
 
     where = []
     if search is not None:
-        where.append(f"s.search_key LIKE '%' || newsgraph_search_key({p(like_pattern(search))}) || '%'")
+        where.append(
+            f"s.search_key LIKE '%' || newsgraph_search_key({p(like_pattern(search))}) || '%'"
+        )
     if after is not None:
         where.append(f"(s.name, s.id) > ({p(after[0])}, {p(after[1])})")
     sql = (

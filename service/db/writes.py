@@ -182,7 +182,10 @@ async def upsert_entities(w: Writer, rows: Sequence[EntityRow]) -> list[int]:
         by_slug.update({r["slug"]: r["id"] for r in created})
     if updates:
         await w.execute(UPDATE_ENTITIES, updates)
-    result = [found if found is not None else by_slug[row.slug] for found, row in zip(ids, rows, strict=True)]
+    result = [
+        found if found is not None else by_slug[row.slug]
+        for found, row in zip(ids, rows, strict=True)
+    ]
     aliases = [
         {"entity_id": entity_id, "alias": alias}
         for entity_id, row in zip(result, rows, strict=True)
@@ -197,7 +200,8 @@ async def upsert_entities(w: Writer, rows: Sequence[EntityRow]) -> list[int]:
 SELECT_ENTITIES_BY_REF: Final = """
 SELECT x.ord, coalesce(
     (SELECT e.id FROM entities e WHERE e.wikidata_id = x.wikidata_id),
-    (SELECT e.id FROM entities e WHERE e.search_key = newsgraph_search_key(x.name) AND e.kind = x.kind
+    (SELECT e.id FROM entities e
+     WHERE e.search_key = newsgraph_search_key(x.name) AND e.kind = x.kind
      ORDER BY e.article_count DESC, e.id LIMIT 1),
     (SELECT a.entity_id FROM entity_aliases a JOIN entities e ON e.id = a.entity_id
      WHERE a.search_key = newsgraph_search_key(x.name) AND e.kind = x.kind
@@ -209,7 +213,10 @@ FROM jsonb_to_recordset($1::jsonb) AS x(ord int, name text, kind text, wikidata_
 
 async def resolve_entities(w: Writer, refs: Sequence[EntityRef]) -> list[int]:
     """Entity ids for `refs`, in order; entities not yet in the catalogue are created."""
-    payload = [{"ord": i, "name": r.name, "kind": r.kind, "wikidata_id": r.wikidata_id} for i, r in enumerate(refs)]
+    payload = [
+        {"ord": i, "name": r.name, "kind": r.kind, "wikidata_id": r.wikidata_id}
+        for i, r in enumerate(refs)
+    ]
     rows = await w.fetch(SELECT_ENTITIES_BY_REF, payload)
     ids: list[int | None] = [None] * len(refs)
     for row in rows:
@@ -218,7 +225,10 @@ async def resolve_entities(w: Writer, refs: Sequence[EntityRef]) -> list[int]:
     if missing:
         created = await upsert_entities(
             w,
-            [EntityRow(refs[i].name, refs[i].kind, refs[i].slug, refs[i].wikidata_id) for i in missing],
+            [
+                EntityRow(refs[i].name, refs[i].kind, refs[i].slug, refs[i].wikidata_id)
+                for i in missing
+            ],
         )
         for i, entity_id in zip(missing, created, strict=True):
             ids[i] = entity_id

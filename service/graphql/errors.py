@@ -58,4 +58,6 @@ class ErrorCodes(SchemaExtension):
         logger.error(
             "unexpected error in GraphQL resolver (request %s)", request_id, exc_info=original
         )
-        return _coded(error, "INTERNAL_SERVER_ERROR", f"Internal server error (request id {request_id})")
+        return _coded(
+            error, "INTERNAL_SERVER_ERROR", f"Internal server error (request id {request_id})"
+        )

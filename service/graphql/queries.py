@@ -62,7 +62,9 @@ def _autocomplete_text(search: str | None) -> str | None:
 class Query:
     @strawberry.field(description="Any object by its global id; null when it does not exist.")
     async def node(
-        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="A global id.")]
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="A global id.")],
     ) -> Node | None:
         type_name, key = decode_id(id)
         loaders = info.context.loaders
@@ -82,7 +84,9 @@ class Query:
     async def article(
         self,
         info: Info,
-        id: Annotated[strawberry.ID | None, strawberry.argument(description="Its global id.")] = None,
+        id: Annotated[
+            strawberry.ID | None, strawberry.argument(description="Its global id.")
+        ] = None,
         url: Annotated[
             str | None, strawberry.argument(description="Its URL or canonical URL.")
         ] = None,
@@ -107,11 +111,15 @@ class Query:
     ) -> ArticleConnection:
         return await resolve_articles(info, Scope.ALL, 0, filter, search, order_by, first, after)
 
-    @strawberry.field(description="One source by id or by domain (give exactly one); null when unknown.")
+    @strawberry.field(
+        description="One source by id or by domain (give exactly one); null when unknown."
+    )
     async def source(
         self,
         info: Info,
-        id: Annotated[strawberry.ID | None, strawberry.argument(description="Its global id.")] = None,
+        id: Annotated[
+            strawberry.ID | None, strawberry.argument(description="Its global id.")
+        ] = None,
         domain: Annotated[
             str | None, strawberry.argument(description="Its domain, e.g. reuters.com.")
         ] = None,
@@ -148,13 +156,19 @@ class Query:
             SourceEdge(cursor=encode_cursor("name", (r.name, r.id)), node=Source.from_record(r))
             for r in records[:size]
         ]
-        return SourceConnection(edges=edges, page_info=_page_info(edges, len(records) > size, after))
+        return SourceConnection(
+            edges=edges, page_info=_page_info(edges, len(records) > size, after)
+        )
 
-    @strawberry.field(description="One entity by id or by slug (give exactly one); null when unknown.")
+    @strawberry.field(
+        description="One entity by id or by slug (give exactly one); null when unknown."
+    )
     async def entity(
         self,
         info: Info,
-        id: Annotated[strawberry.ID | None, strawberry.argument(description="Its global id.")] = None,
+        id: Annotated[
+            strawberry.ID | None, strawberry.argument(description="Its global id.")
+        ] = None,
         slug: Annotated[
             str | None, strawberry.argument(description="Its slug, e.g. joe-biden.")
         ] = None,
@@ -191,7 +205,7 @@ class Query:
         rows = await entities.list_entities(
             info.context.db,
             search=text,
-            kind=kind.value if kind else None,
+            kind=kind.name if kind else None,
             after=position,  # type: ignore[arg-type]
             limit=size + 1,
         )
@@ -202,7 +216,9 @@ class Query:
         return EntityConnection(edges=edges, page_info=_page_info(edges, len(rows) > size, after))
 
 
-def _page_info(edges: list[SourceEdge] | list[EntityEdge], more: bool, after: str | None) -> PageInfo:
+def _page_info(
+    edges: list[SourceEdge] | list[EntityEdge], more: bool, after: str | None
+) -> PageInfo:
     return PageInfo(
         has_next_page=more,
         has_previous_page=after is not None,

@@ -107,7 +107,8 @@ class ArticleFilter:
         default=None, description="Only articles that mention any of these entities."
     )
     languages: list[str] | None = strawberry.field(
-        default=None, description="Only articles in any of these languages (ISO 639-1, e.g. en, nb)."
+        default=None,
+        description="Only articles in any of these languages (ISO 639-1, e.g. en, nb).",
     )
     sections: list[str] | None = strawberry.field(
         default=None, description="Only articles in any of these sections (e.g. world, sport)."
@@ -284,7 +285,7 @@ class Entity(Node):
             id=strawberry.ID(encode_id("Entity", record.id)),
             name=record.name,
             slug=record.slug,
-            kind=EntityKind(record.kind),
+            kind=EntityKind[record.kind],
             wikidata_id=record.wikidata_id,
             description=record.description,
             article_count=record.article_count,
@@ -295,7 +296,9 @@ class Entity(Node):
     async def aliases(self, info: Info) -> list[str]:
         return await info.context.loaders.aliases.load(self.record.id)
 
-    @strawberry.field(description="Articles that mention it, newest first unless ordered otherwise.")
+    @strawberry.field(
+        description="Articles that mention it, newest first unless ordered otherwise."
+    )
     async def articles(
         self,
         info: Info,
@@ -418,7 +421,10 @@ def _strings(values: list[str] | None, name: str, *, lower: bool = True) -> tupl
 def to_db_filter(value: ArticleFilter | None) -> DbArticleFilter:
     if value is None:
         return DbArticleFilter()
-    for name, moment in (("publishedAfter", value.published_after), ("publishedBefore", value.published_before)):
+    for name, moment in (
+        ("publishedAfter", value.published_after),
+        ("publishedBefore", value.published_before),
+    ):
         if moment is not None and moment.tzinfo is None:
             raise BadInput(f"`filter.{name}` needs a time-zone offset, e.g. 2024-05-01T00:00:00Z")
     return DbArticleFilter(
@@ -456,7 +462,7 @@ async def resolve_articles(
     size = page_size(first, settings.default_page_size, settings.max_page_size)
     db_filter = to_db_filter(filter)
     text = _search_text(search)
-    order = DbArticleOrder(order_by.value)
+    order = DbArticleOrder[order_by.name]
     if order is DbArticleOrder.RELEVANCE and text is None:
         raise BadInput("`orderBy: RELEVANCE` needs a `search` text")
     kind = order.value.lower()

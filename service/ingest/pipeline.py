@@ -65,7 +65,9 @@ class _Problems:
         self.errors.append(ItemError(f"{self.prefix}.{name}", code, message))
 
 
-def _text(item: Mapping[str, object], key: str, problems: _Problems, *, required: bool = False) -> str | None:
+def _text(
+    item: Mapping[str, object], key: str, problems: _Problems, *, required: bool = False
+) -> str | None:
     value = item.get(key)
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
@@ -135,7 +137,11 @@ def _prepare(index: int, item: object, now: datetime) -> _Draft | list[ItemError
         name = str(entity["name"]).strip()
         wikidata = entity.get("wikidataId")
         entities.append(
-            (EntityRef(name, kind, slugify(name), str(wikidata) if wikidata else None), float(salience), 1)
+            (
+                EntityRef(name, kind, slugify(name), str(wikidata) if wikidata else None),
+                float(salience),
+                1,
+            )
         )
     summary = _text(item, "summary", problems)
     body = _text(item, "body", problems)
@@ -145,8 +151,11 @@ def _prepare(index: int, item: object, now: datetime) -> _Draft | list[ItemError
     tags = _strings(item, "tags", problems)
     if problems.errors or url is None or title is None or canonical is None:
         return problems.errors
-    digest = content_hash(url, title, summary, body, authors, language, section, tags,
-                          None if estimated else published_at, sorted(e[0].name for e in entities))  # fmt: skip
+    entity_names = sorted(ref.name for ref, _, _ in entities)
+    dated = None if estimated else published_at
+    digest = content_hash(
+        url, title, summary, body, authors, language, section, tags, dated, entity_names
+    )
     return _Draft(
         index=index,
         source=SourceRow(
@@ -155,11 +164,21 @@ def _prepare(index: int, item: object, now: datetime) -> _Draft | list[ItemError
             country=str(source["country"]).upper() if source.get("country") else None,
         ),
         row=ArticleRow(
-            source_id=0, url=url, canonical_url=canonical, title=title, published_at=published_at,
-            published_at_estimated=estimated, content_hash=digest, summary=summary, body=body,
-            authors=authors, language=language, section=section, tags=tags,
+            source_id=0,
+            url=url,
+            canonical_url=canonical,
+            title=title,
+            published_at=published_at,
+            published_at_estimated=estimated,
+            content_hash=digest,
+            summary=summary,
+            body=body,
+            authors=authors,
+            language=language,
+            section=section,
+            tags=tags,
             external_id=_text(item, "externalId", problems),
-        ),  # fmt: skip
+        ),
         entities=entities,
     )
 
@@ -184,7 +203,11 @@ async def ingest_batch(db: Database, items: Sequence[object]) -> list[ItemResult
             source_ids = await upsert_sources(w, [d.source for d in drafts.values()])
             rows = [_with_source(d, source_ids[d.source.domain]) for d in drafts.values()]
             outcomes = await upsert_articles(w, rows)
-            changed = [(d, o) for d, o in zip(drafts.values(), outcomes, strict=True) if o.status != "UNCHANGED"]
+            changed = [
+                (d, o)
+                for d, o in zip(drafts.values(), outcomes, strict=True)
+                if o.status != "UNCHANGED"
+            ]
             refs = [ref for d, _ in changed for ref, _, _ in d.entities]
             entity_ids = iter(await resolve_entities(w, refs)) if refs else iter(())
             links = [

@@ -31,7 +31,9 @@ async def readyz(request: Request) -> JSONResponse:
     except Exception:  # an unmigrated database has no alembic_version table
         return _unready("the database has no schema; run `newsgraph migrate`")
     if current != expected:
-        return _unready(f"the schema is at {current}, the code expects {expected}; run `newsgraph migrate`")
+        return _unready(
+            f"the schema is at {current}, the code expects {expected}; run `newsgraph migrate`"
+        )
     return JSONResponse({"status": "ready", "schema": current})
 
 

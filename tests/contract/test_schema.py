@@ -18,11 +18,13 @@ def test_no_breaking_change_since_the_released_schema() -> None:
 
 
 def test_removing_a_field_breaks_unless_it_was_deprecated_first() -> None:
-    before = "type Query { a: Int b: Int @deprecated(reason: \"use a\") c: String }"
+    before = 'type Query { a: Int b: Int @deprecated(reason: "use a") c: String }'
     after = "type Query { a: Int c: Int }"
     assert breaking_changes(before, after) == ["Field Query.c changed type from String to Int."]
     assert breaking_changes(before, "type Query { a: Int c: String }") == []
-    assert breaking_changes(before, "type Query { b: Int c: String }") == ["Field Query.a was removed."]
+    assert breaking_changes(before, "type Query { b: Int c: String }") == [
+        "Field Query.a was removed."
+    ]
 
 
 def test_every_type_field_and_argument_is_described() -> None:

@@ -17,19 +17,35 @@ async def _error(gql: GraphQLRunner, query: str, **variables: Any) -> dict[str, 
 @pytest.mark.parametrize(
     ("query", "code", "fragment"),
     [
-        ('{ article { id } }', "BAD_INPUT", "exactly one of `id`, `url`"),
+        ("{ article { id } }", "BAD_INPUT", "exactly one of `id`, `url`"),
         ('{ article(id: "x", url: "https://a.example/") { id } }', "BAD_INPUT", "exactly one"),
         ('{ article(id: "not-an-id") { id } }', "BAD_INPUT", "not a valid Newsgraph id"),
         ('{ article(id: "RW50aXR5OjE") { id } }', "BAD_INPUT", "id of a Entity, not of a Article"),
         ('{ article(url: "javascript:alert(1)") { id } }', "BAD_INPUT", "http(s) URL"),
-        ('{ articles(first: 101) { edges { cursor } } }', "LIMIT_EXCEEDED", "at most 100, got 101"),
-        ('{ articles(first: 0) { edges { cursor } } }', "BAD_INPUT", "at least 1"),
-        ('{ entities(first: 1000) { edges { cursor } } }', "LIMIT_EXCEEDED", "at most 100"),
-        ('{ articles(after: "garbage") { edges { cursor } } }', "BAD_CURSOR", "not a cursor issued"),
-        ('{ articles(orderBy: RELEVANCE) { edges { cursor } } }', "BAD_INPUT", "needs a `search`"),
-        ('{ articles(filter: {sources: ["QXJ0aWNsZTox"]}) { edges { cursor } } }', "BAD_INPUT", "not of a Source"),
-        ('{ articles(filter: {publishedAfter: "2024-01-01T00:00:00"}) { edges { cursor } } }', "BAD_INPUT", "time-zone offset"),
-        ('{ articles(filter: {publishedAfter: "soon"}) { edges { cursor } } }', "GRAPHQL_VALIDATION_FAILED", "DateTime"),
+        ("{ articles(first: 101) { edges { cursor } } }", "LIMIT_EXCEEDED", "at most 100, got 101"),
+        ("{ articles(first: 0) { edges { cursor } } }", "BAD_INPUT", "at least 1"),
+        ("{ entities(first: 1000) { edges { cursor } } }", "LIMIT_EXCEEDED", "at most 100"),
+        (
+            '{ articles(after: "garbage") { edges { cursor } } }',
+            "BAD_CURSOR",
+            "not a cursor issued",
+        ),
+        ("{ articles(orderBy: RELEVANCE) { edges { cursor } } }", "BAD_INPUT", "needs a `search`"),
+        (
+            '{ articles(filter: {sources: ["QXJ0aWNsZTox"]}) { edges { cursor } } }',
+            "BAD_INPUT",
+            "not of a Source",
+        ),
+        (
+            '{ articles(filter: {publishedAfter: "2024-01-01T00:00:00"}) { edges { cursor } } }',
+            "BAD_INPUT",
+            "time-zone offset",
+        ),
+        (
+            '{ articles(filter: {publishedAfter: "soon"}) { edges { cursor } } }',
+            "GRAPHQL_VALIDATION_FAILED",
+            "DateTime",
+        ),
         ("{ articles { edges { cursor } ", "GRAPHQL_PARSE_FAILED", "Syntax Error"),
         ("{ articles { nope } }", "GRAPHQL_VALIDATION_FAILED", "Cannot query field 'nope'"),
     ],
@@ -55,10 +71,14 @@ async def test_a_cursor_from_another_order_is_refused(gql: GraphQLRunner) -> Non
 
 
 async def test_oversized_inputs_are_limits(gql: GraphQLRunner) -> None:
-    error = await _error(gql, "query($s: String) { articles(search: $s) { edges { cursor } } }", s="x" * 501)
+    error = await _error(
+        gql, "query($s: String) { articles(search: $s) { edges { cursor } } }", s="x" * 501
+    )
     assert error["code"] == "LIMIT_EXCEEDED"
     many = [f"id{i}" for i in range(101)]
-    error = await _error(gql, "query($e: [ID!]) { articles(filter: {entities: $e}) { edges { cursor } } }", e=many)
+    error = await _error(
+        gql, "query($e: [ID!]) { articles(filter: {entities: $e}) { edges { cursor } } }", e=many
+    )
     assert error["code"] == "LIMIT_EXCEEDED"
 
 

@@ -45,7 +45,9 @@ async def _source_id(gql: GraphQLRunner, domain: str = "queries.example") -> str
     return str(data["source"]["id"])
 
 
-async def test_article_by_id_and_by_any_form_of_its_url(gql_write: GraphQLRunner, write_db: Database) -> None:
+async def test_article_by_id_and_by_any_form_of_its_url(
+    gql_write: GraphQLRunner, write_db: Database
+) -> None:
     await load_catalogue(write_db, [{"name": "Ada Lovelace", "kind": "PERSON", "aliases": ["Ada"]}])
     await _ingest(
         write_db,
@@ -59,7 +61,9 @@ async def test_article_by_id_and_by_any_form_of_its_url(gql_write: GraphQLRunner
             entities=[{"name": "Ada Lovelace", "kind": "PERSON", "salience": 0.9}],
         ),
     )
-    by_url = (await gql_write.data(ARTICLE, url="HTTPS://queries.example/tech/engine/#top"))["article"]
+    by_url = (await gql_write.data(ARTICLE, url="HTTPS://queries.example/tech/engine/#top"))[
+        "article"
+    ]
     assert by_url["title"] == "The analytical engine"
     assert by_url["canonicalUrl"] == "https://queries.example/tech/engine"
     assert by_url["authors"] == [{"name": "Demo Desk"}]
@@ -69,12 +73,19 @@ async def test_article_by_id_and_by_any_form_of_its_url(gql_write: GraphQLRunner
         {
             "salience": 0.9,
             "mentionCount": 1,
-            "entity": {"name": "Ada Lovelace", "slug": "ada-lovelace", "kind": "PERSON", "aliases": ["Ada"]},
+            "entity": {
+                "name": "Ada Lovelace",
+                "slug": "ada-lovelace",
+                "kind": "PERSON",
+                "aliases": ["Ada"],
+            },
         }
     ]
     by_id = (await gql_write.data(ARTICLE, id=by_url["id"]))["article"]
     assert by_id == by_url
-    node = await gql_write.data("query($id: ID!) { node(id: $id) { id ... on Article { title } } }", id=by_url["id"])
+    node = await gql_write.data(
+        "query($id: ID!) { node(id: $id) { id ... on Article { title } } }", id=by_url["id"]
+    )
     assert node["node"] == {"id": by_url["id"], "title": "The analytical engine"}
 
 
@@ -88,44 +99,105 @@ async def test_unknown_ids_and_urls_are_null(gql: GraphQLRunner) -> None:
     assert data == {"a": None, "b": None, "c": None, "d": None, "e": None}
 
 
-async def test_filters_narrow_by_source_language_section_and_date(gql_write: GraphQLRunner, write_db: Database) -> None:
+async def test_filters_narrow_by_source_language_section_and_date(
+    gql_write: GraphQLRunner, write_db: Database
+) -> None:
     await _ingest(
         write_db,
-        article_input(title="en world jan", language="en", section="world", publishedAt="2030-01-01T00:00:00Z", source=SOURCE),
-        article_input(title="nb world feb", language="nb", section="world", publishedAt="2030-02-01T00:00:00Z", source=SOURCE),
-        article_input(title="en sport mar", language="en", section="sport", publishedAt="2030-03-01T00:00:00Z", source=SOURCE),
-        article_input(title="elsewhere", language="en", section="world", publishedAt="2030-03-02T00:00:00Z"),
+        article_input(
+            title="en world jan",
+            language="en",
+            section="world",
+            publishedAt="2030-01-01T00:00:00Z",
+            source=SOURCE,
+        ),
+        article_input(
+            title="nb world feb",
+            language="nb",
+            section="world",
+            publishedAt="2030-02-01T00:00:00Z",
+            source=SOURCE,
+        ),
+        article_input(
+            title="en sport mar",
+            language="en",
+            section="sport",
+            publishedAt="2030-03-01T00:00:00Z",
+            source=SOURCE,
+        ),
+        article_input(
+            title="elsewhere", language="en", section="world", publishedAt="2030-03-02T00:00:00Z"
+        ),
     )
     mine = {"sources": [await _source_id(gql_write)]}
     assert await _titles(gql_write, filter=mine) == ["en sport mar", "nb world feb", "en world jan"]
     assert await _titles(gql_write, filter={**mine, "languages": ["NB"]}) == ["nb world feb"]
-    assert await _titles(gql_write, filter={**mine, "sections": ["world"]}) == ["nb world feb", "en world jan"]
+    assert await _titles(gql_write, filter={**mine, "sections": ["world"]}) == [
+        "nb world feb",
+        "en world jan",
+    ]
     window = {"publishedAfter": "2030-01-15T00:00:00Z", "publishedBefore": "2030-03-01T00:00:00Z"}
     assert await _titles(gql_write, filter={**mine, **window}) == ["nb world feb"]
-    assert await _titles(gql_write, filter=mine, orderBy="OLDEST") == ["en world jan", "nb world feb", "en sport mar"]
+    assert await _titles(gql_write, filter=mine, orderBy="OLDEST") == [
+        "en world jan",
+        "nb world feb",
+        "en sport mar",
+    ]
 
 
-async def test_entity_filter_finds_articles_mentioning_any_of_them(gql_write: GraphQLRunner, write_db: Database) -> None:
+async def test_entity_filter_finds_articles_mentioning_any_of_them(
+    gql_write: GraphQLRunner, write_db: Database
+) -> None:
     await _ingest(
         write_db,
-        article_input(title="about a", entities=[{"name": "Entity Alpha", "kind": "OTHER"}], publishedAt="2030-05-01T00:00:00Z"),
-        article_input(title="about b", entities=[{"name": "Entity Beta", "kind": "OTHER"}], publishedAt="2030-05-02T00:00:00Z"),
-        article_input(title="about both", entities=[{"name": "Entity Alpha", "kind": "OTHER"}, {"name": "Entity Beta", "kind": "OTHER"}], publishedAt="2030-05-03T00:00:00Z"),
+        article_input(
+            title="about a",
+            entities=[{"name": "Entity Alpha", "kind": "OTHER"}],
+            publishedAt="2030-05-01T00:00:00Z",
+        ),
+        article_input(
+            title="about b",
+            entities=[{"name": "Entity Beta", "kind": "OTHER"}],
+            publishedAt="2030-05-02T00:00:00Z",
+        ),
+        article_input(
+            title="about both",
+            entities=[
+                {"name": "Entity Alpha", "kind": "OTHER"},
+                {"name": "Entity Beta", "kind": "OTHER"},
+            ],
+            publishedAt="2030-05-03T00:00:00Z",
+        ),
     )
-    ids = await gql_write.data('{ a: entity(slug: "entity-alpha") { id } b: entity(slug: "entity-beta") { id } }')
+    ids = await gql_write.data(
+        '{ a: entity(slug: "entity-alpha") { id } b: entity(slug: "entity-beta") { id } }'
+    )
     a, b = ids["a"]["id"], ids["b"]["id"]
     assert await _titles(gql_write, filter={"entities": [a]}) == ["about both", "about a"]
-    assert await _titles(gql_write, filter={"entities": [a, b]}) == ["about both", "about b", "about a"]
+    assert await _titles(gql_write, filter={"entities": [a, b]}) == [
+        "about both",
+        "about b",
+        "about a",
+    ]
     data = await gql_write.data(LIST, filter={"entities": [a, b]}, first=2)
     assert data["articles"]["totalCount"] == 3
-    rest = await _titles(gql_write, filter={"entities": [a, b]}, after=data["articles"]["pageInfo"]["endCursor"])
+    rest = await _titles(
+        gql_write, filter={"entities": [a, b]}, after=data["articles"]["pageInfo"]["endCursor"]
+    )
     assert rest == ["about a"]
 
 
-async def test_cursors_stay_valid_while_new_articles_arrive(gql_write: GraphQLRunner, write_db: Database) -> None:
+async def test_cursors_stay_valid_while_new_articles_arrive(
+    gql_write: GraphQLRunner, write_db: Database
+) -> None:
     await _ingest(
         write_db,
-        *[article_input(title=f"story {i}", publishedAt=f"2030-06-{i + 1:02d}T00:00:00Z", source=SOURCE) for i in range(5)],
+        *[
+            article_input(
+                title=f"story {i}", publishedAt=f"2030-06-{i + 1:02d}T00:00:00Z", source=SOURCE
+            )
+            for i in range(5)
+        ],
     )
     mine = {"sources": [await _source_id(gql_write)]}
     first_page = await gql_write.data(LIST, filter=mine, first=2)
@@ -133,38 +205,74 @@ async def test_cursors_stay_valid_while_new_articles_arrive(gql_write: GraphQLRu
     assert [e["node"]["title"] for e in conn["edges"]] == ["story 4", "story 3"]
     assert conn["pageInfo"]["hasNextPage"] is True
     assert conn["pageInfo"]["hasPreviousPage"] is False
-    await _ingest(write_db, article_input(title="breaking", publishedAt="2030-07-01T00:00:00Z", source=SOURCE))
+    await _ingest(
+        write_db, article_input(title="breaking", publishedAt="2030-07-01T00:00:00Z", source=SOURCE)
+    )
     rest = await _titles(gql_write, filter=mine, first=100, after=conn["pageInfo"]["endCursor"])
     assert rest == ["story 2", "story 1", "story 0"]
     last = await gql_write.data(LIST, filter=mine, first=3, after=conn["pageInfo"]["endCursor"])
     assert last["articles"]["pageInfo"]["hasNextPage"] is False
 
 
-async def test_search_stems_each_language_and_honours_exclusions(gql_write: GraphQLRunner, write_db: Database) -> None:
+async def test_search_stems_each_language_and_honours_exclusions(
+    gql_write: GraphQLRunner, write_db: Database
+) -> None:
     await _ingest(
         write_db,
-        article_input(title="Voters head to the polls in tight elections", language="en", source=SOURCE),
+        article_input(
+            title="Voters head to the polls in tight elections", language="en", source=SOURCE
+        ),
         article_input(title="Ceasefire talks stall over hostages", language="en", source=SOURCE),
         article_input(title="Ceasefire holds in the north", language="en", source=SOURCE),
-        article_input(title="Regjeringen la fram statsbudsjettet", summary="Budsjettene blir strammere.", language="nb", source=SOURCE),
+        article_input(
+            title="Regjeringen la fram statsbudsjettet",
+            summary="Budsjettene blir strammere.",
+            language="nb",
+            source=SOURCE,
+        ),
         article_input(title="Valgene i Europa", language="nb", source=SOURCE),
     )
     mine = {"sources": [await _source_id(gql_write)]}
-    assert await _titles(gql_write, filter=mine, search="election") == ["Voters head to the polls in tight elections"]
-    assert await _titles(gql_write, filter=mine, search="budsjettet") == ["Regjeringen la fram statsbudsjettet"]
+    assert await _titles(gql_write, filter=mine, search="election") == [
+        "Voters head to the polls in tight elections"
+    ]
+    assert await _titles(gql_write, filter=mine, search="budsjettet") == [
+        "Regjeringen la fram statsbudsjettet"
+    ]
     assert await _titles(gql_write, filter=mine, search="valg") == ["Valgene i Europa"]
-    assert await _titles(gql_write, filter=mine, search="ceasefire -hostages") == ["Ceasefire holds in the north"]
-    assert await _titles(gql_write, filter=mine, search='"talks stall"') == ["Ceasefire talks stall over hostages"]
+    assert await _titles(gql_write, filter=mine, search="ceasefire -hostages") == [
+        "Ceasefire holds in the north"
+    ]
+    assert await _titles(gql_write, filter=mine, search='"talks stall"') == [
+        "Ceasefire talks stall over hostages"
+    ]
     either = await _titles(gql_write, filter=mine, search="hostages OR valgene")
     assert sorted(either) == ["Ceasefire talks stall over hostages", "Valgene i Europa"]
 
 
-async def test_relevance_ranks_best_matches_first_and_pages_by_rank(gql_write: GraphQLRunner, write_db: Database) -> None:
+async def test_relevance_ranks_best_matches_first_and_pages_by_rank(
+    gql_write: GraphQLRunner, write_db: Database
+) -> None:
     await _ingest(
         write_db,
-        article_input(title="Solar power", summary="Nothing else here.", source=SOURCE, publishedAt="2030-01-03T00:00:00Z"),
-        article_input(title="Solar solar power surges", summary="Solar farms and solar panels.", source=SOURCE, publishedAt="2030-01-01T00:00:00Z"),
-        article_input(title="Wind power", summary="A mention of solar in passing.", source=SOURCE, publishedAt="2030-01-02T00:00:00Z"),
+        article_input(
+            title="Solar power",
+            summary="Nothing else here.",
+            source=SOURCE,
+            publishedAt="2030-01-03T00:00:00Z",
+        ),
+        article_input(
+            title="Solar solar power surges",
+            summary="Solar farms and solar panels.",
+            source=SOURCE,
+            publishedAt="2030-01-01T00:00:00Z",
+        ),
+        article_input(
+            title="Wind power",
+            summary="A mention of solar in passing.",
+            source=SOURCE,
+            publishedAt="2030-01-02T00:00:00Z",
+        ),
     )
     mine = {"sources": [await _source_id(gql_write)]}
     ranked = await _titles(gql_write, filter=mine, search="solar", orderBy="RELEVANCE")
@@ -176,7 +284,9 @@ async def test_relevance_ranks_best_matches_first_and_pages_by_rank(gql_write: G
     assert rest == ranked[1:]
 
 
-async def test_entities_autocomplete_over_names_and_aliases(gql_write: GraphQLRunner, write_db: Database) -> None:
+async def test_entities_autocomplete_over_names_and_aliases(
+    gql_write: GraphQLRunner, write_db: Database
+) -> None:
     await load_catalogue(
         write_db,
         [
@@ -200,13 +310,25 @@ async def test_entities_autocomplete_over_names_and_aliases(gql_write: GraphQLRu
     assert await names(s="50%_off") == []
 
 
-async def test_entity_and_source_pages_list_their_articles_and_co_mentions(gql_write: GraphQLRunner, write_db: Database) -> None:
-    people = [{"name": "Pat Example", "kind": "PERSON"}, {"name": "Sam Example", "kind": "PERSON"}, {"name": "Lee Example", "kind": "PERSON"}]
+async def test_entity_and_source_pages_list_their_articles_and_co_mentions(
+    gql_write: GraphQLRunner, write_db: Database
+) -> None:
+    people = [
+        {"name": "Pat Example", "kind": "PERSON"},
+        {"name": "Sam Example", "kind": "PERSON"},
+        {"name": "Lee Example", "kind": "PERSON"},
+    ]
     await _ingest(
         write_db,
-        article_input(title="one", entities=people[:2], source=SOURCE, publishedAt="2030-01-01T00:00:00Z"),
-        article_input(title="two", entities=people[:2], source=SOURCE, publishedAt="2030-01-02T00:00:00Z"),
-        article_input(title="three", entities=people, source=SOURCE, publishedAt="2030-01-03T00:00:00Z"),
+        article_input(
+            title="one", entities=people[:2], source=SOURCE, publishedAt="2030-01-01T00:00:00Z"
+        ),
+        article_input(
+            title="two", entities=people[:2], source=SOURCE, publishedAt="2030-01-02T00:00:00Z"
+        ),
+        article_input(
+            title="three", entities=people, source=SOURCE, publishedAt="2030-01-03T00:00:00Z"
+        ),
     )
     data = await gql_write.data(
         """{ entity(slug: "pat-example") { name articleCount
@@ -231,7 +353,9 @@ async def test_sources_list_by_name_and_search(gql: GraphQLRunner) -> None:
     assert names == sorted(names)
     assert len(names) >= 5
     domain = data["sources"]["edges"][0]["node"]["domain"]
-    found = await gql.data("query($s: String) { sources(search: $s) { edges { node { domain } } } }", s=domain[:4])
+    found = await gql.data(
+        "query($s: String) { sources(search: $s) { edges { node { domain } } } }", s=domain[:4]
+    )
     assert domain in [e["node"]["domain"] for e in found["sources"]["edges"]]
 
 

@@ -24,7 +24,9 @@ def test_canonical_urls_drop_what_does_not_name_the_page(url: str, canonical: st
     assert canonicalize_url(url) == canonical
 
 
-@pytest.mark.parametrize("url", ["notaurl", "ftp://example.com/x", "https://", "https://x.com:99999/"])
+@pytest.mark.parametrize(
+    "url", ["notaurl", "ftp://example.com/x", "https://", "https://x.com:99999/"]
+)
 def test_non_http_urls_are_bad_input(url: str) -> None:
     with pytest.raises(BadInput):
         canonicalize_url(url)

@@ -5,7 +5,9 @@ from service.ingest.pipeline import ingest_batch, load_catalogue
 from tests.factories import article_input
 
 
-async def test_reingest_is_unchanged_and_an_edit_updates_without_duplicating(write_db: Database) -> None:
+async def test_reingest_is_unchanged_and_an_edit_updates_without_duplicating(
+    write_db: Database,
+) -> None:
     item = article_input(url="https://factory.example/a?utm_source=feed")
     [first] = await ingest_batch(write_db, [item])
     assert first.status == "CREATED"
@@ -41,7 +43,10 @@ async def test_repeats_in_one_batch_are_stored_once(write_db: Database) -> None:
     item = article_input()
     results = await ingest_batch(write_db, [item, dict(item, title="Later copy")])
     assert results[0].article_id == results[1].article_id
-    assert await write_db.fetchval("SELECT title FROM articles WHERE id = $1", results[0].article_id) == "Later copy"
+    assert (
+        await write_db.fetchval("SELECT title FROM articles WHERE id = $1", results[0].article_id)
+        == "Later copy"
+    )
 
 
 async def test_missing_date_is_the_ingest_time_flagged_estimated(write_db: Database) -> None:
@@ -55,41 +60,66 @@ async def test_missing_date_is_the_ingest_time_flagged_estimated(write_db: Datab
     assert (row["published_at_estimated"], row["recent"]) == (True, True)
 
 
-async def test_entities_link_by_wikidata_id_name_or_alias_and_counters_follow(write_db: Database) -> None:
+async def test_entities_link_by_wikidata_id_name_or_alias_and_counters_follow(
+    write_db: Database,
+) -> None:
     [entity_id] = await load_catalogue(
         write_db,
-        [{"name": "Testa Personsen", "kind": "PERSON", "wikidataId": "Q99999991", "aliases": ["T. P."]}],
+        [
+            {
+                "name": "Testa Personsen",
+                "kind": "PERSON",
+                "wikidataId": "Q99999991",
+                "aliases": ["T. P."],
+            }
+        ],
     )
     results = await ingest_batch(
         write_db,
         [
-            article_input(entities=[{"name": "Testa Personsen", "kind": "PERSON", "salience": 0.9}]),
+            article_input(
+                entities=[{"name": "Testa Personsen", "kind": "PERSON", "salience": 0.9}]
+            ),
             article_input(entities=[{"name": "t. p.", "kind": "PERSON", "salience": 0.4}]),
-            article_input(entities=[{"name": "Someone", "kind": "PERSON", "wikidataId": "Q99999991"}]),
+            article_input(
+                entities=[{"name": "Someone", "kind": "PERSON", "wikidataId": "Q99999991"}]
+            ),
         ],
     )
     linked = await write_db.fetch(
-        "SELECT article_id FROM article_entities WHERE entity_id = $1 ORDER BY article_id", entity_id
+        "SELECT article_id FROM article_entities WHERE entity_id = $1 ORDER BY article_id",
+        entity_id,
     )
     assert [r["article_id"] for r in linked] == [r.article_id for r in results]
-    assert await write_db.fetchval("SELECT article_count FROM entities WHERE id = $1", entity_id) == 3
+    assert (
+        await write_db.fetchval("SELECT article_count FROM entities WHERE id = $1", entity_id) == 3
+    )
     source_count = await write_db.fetchval(
         "SELECT article_count FROM sources WHERE domain = 'factory.example'"
     )
     assert source_count >= 3
 
 
-async def test_unknown_entities_are_created_and_links_replaced_on_update(write_db: Database) -> None:
-    item = article_input(entities=[{"name": "Brand New Org", "kind": "ORGANIZATION", "salience": 0.7}])
+async def test_unknown_entities_are_created_and_links_replaced_on_update(
+    write_db: Database,
+) -> None:
+    item = article_input(
+        entities=[{"name": "Brand New Org", "kind": "ORGANIZATION", "salience": 0.7}]
+    )
     [created] = await ingest_batch(write_db, [item])
     entity_id = await write_db.fetchval("SELECT id FROM entities WHERE slug = 'brand-new-org'")
     assert entity_id is not None
     [updated] = await ingest_batch(write_db, [dict(item, entities=[], title="No entities now")])
     assert updated.status == "UPDATED"
-    assert await write_db.fetchval(
-        "SELECT count(*) FROM article_entities WHERE article_id = $1", created.article_id
-    ) == 0
-    assert await write_db.fetchval("SELECT article_count FROM entities WHERE id = $1", entity_id) == 0
+    assert (
+        await write_db.fetchval(
+            "SELECT count(*) FROM article_entities WHERE article_id = $1", created.article_id
+        )
+        == 0
+    )
+    assert (
+        await write_db.fetchval("SELECT article_count FROM entities WHERE id = $1", entity_id) == 0
+    )
 
 
 async def test_a_new_date_moves_the_article_in_entity_feeds(write_db: Database) -> None:
