@@ -22,42 +22,46 @@ logger = logging.getLogger("newsgraph.graphql")
 LIMIT_MESSAGES = ("exceeds maximum operation depth", "exceeds maximum")
 
 
-def _coded(error: GraphQLError, code: str, message: str | None = None) -> GraphQLError:
-    return GraphQLError(
-        message if message is not None else error.message,
-        nodes=error.nodes,
-        source=error.source,
-        positions=error.positions,
-        path=error.path,
-        original_error=None,
-        extensions={**(error.extensions or {}), "code": code},
-    )
+def _code(error: GraphQLError, code: str, message: str | None = None) -> None:
+    # Errors are rewritten in place: strawberry keeps parse and validation errors in more than
+    # one list, and every one of them must carry the code.
+    error.extensions = {**(error.extensions or {}), "code": code}
+    if message is not None:
+        error.message = message
+    error.original_error = None
 
 
 class ErrorCodes(SchemaExtension):
     def on_operation(self) -> Iterator[None]:
         yield
-        result = self.execution_context.result
-        if result is None or not result.errors:
-            return
-        request_id = getattr(self.execution_context.context, "request_id", None)
-        result.errors = [self._classify(error, request_id) for error in result.errors]
+        context = self.execution_context
+        request_id = getattr(context.context, "request_id", None)
+        result_errors = context.result.errors if context.result is not None else None
+        seen: set[int] = set()
+        for error in [*(context.pre_execution_errors or []), *(result_errors or [])]:
+            if id(error) not in seen:
+                seen.add(id(error))
+                self._classify(error, request_id)
 
-    def _classify(self, error: GraphQLError, request_id: str | None) -> GraphQLError:
+    def _classify(self, error: GraphQLError, request_id: str | None) -> None:
+        if "code" in (error.extensions or {}):
+            return
         original = error.original_error
         if isinstance(original, NewsgraphError):
-            return _coded(error, original.code, original.message)
-        if isinstance(error, GraphQLSyntaxError):
-            return _coded(error, "GRAPHQL_PARSE_FAILED")
-        if original is None:
+            _code(error, original.code, original.message)
+        elif isinstance(error, GraphQLSyntaxError):
+            _code(error, "GRAPHQL_PARSE_FAILED")
+        elif original is None:
             if any(text in error.message for text in LIMIT_MESSAGES):
-                return _coded(error, "LIMIT_EXCEEDED")
-            if error.path is None:
-                return _coded(error, "GRAPHQL_VALIDATION_FAILED")
-            return _coded(error, "BAD_INPUT")
-        logger.error(
-            "unexpected error in GraphQL resolver (request %s)", request_id, exc_info=original
-        )
-        return _coded(
-            error, "INTERNAL_SERVER_ERROR", f"Internal server error (request id {request_id})"
-        )
+                _code(error, "LIMIT_EXCEEDED")
+            elif error.path is None:
+                _code(error, "GRAPHQL_VALIDATION_FAILED")
+            else:
+                _code(error, "BAD_INPUT")
+        else:
+            logger.error(
+                "unexpected error in GraphQL resolver (request %s)", request_id, exc_info=original
+            )
+            _code(
+                error, "INTERNAL_SERVER_ERROR", f"Internal server error (request id {request_id})"
+            )

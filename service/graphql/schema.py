@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import ParserCache, QueryDepthLimiter, ValidationCache
+from strawberry.extensions import QueryDepthLimiter, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 
 from service.config import Settings
@@ -14,8 +14,9 @@ from service.graphql.types import Article, Entity, Source
 
 __all__ = ["build_schema", "export_sdl"]
 
-# Cached parses and validations of distinct documents; bounded, so unique query texts cannot
-# grow memory without limit.
+# Validations of distinct documents are cached, bounded so unique query texts cannot grow
+# memory without limit. strawberry's ParserCache is left out: it raises syntax errors from
+# inside its hook, which skips the other extensions' exit (and so our error codes).
 DOCUMENT_CACHE_SIZE = 256
 
 
@@ -31,7 +32,6 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         depth = settings.max_query_depth
         extensions += [
             lambda: QueryDepthLimiter(max_depth=depth),
-            lambda: ParserCache(maxsize=DOCUMENT_CACHE_SIZE),
             lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
         ]
     return Schema(
