@@ -79,10 +79,11 @@ _SLUG_FOLD: Final = str.maketrans(
 
 def slugify(name: str) -> str:
     """A URL-safe identifier: lower-case ASCII words joined by hyphens."""
-    folded = unicodedata.normalize("NFKD", name.translate(_SLUG_FOLD))
-    ascii_text = folded.encode("ascii", "ignore").decode("ascii").lower()
-    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text).strip("-")
-    return slug or "entity"
+    folded = unicodedata.normalize("NFKD", name.translate(_SLUG_FOLD).lower())
+    letters = "".join(c for c in folded if not unicodedata.combining(c))
+    slug = re.sub(r"[^a-z0-9]+", "-", letters).strip("-")
+    # Names in other scripts keep distinct slugs through a digest of the name.
+    return slug or "entity-" + hashlib.sha256(name.encode()).hexdigest()[:10]
 
 
 def content_hash(*parts: object) -> bytes:

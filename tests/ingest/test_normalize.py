@@ -62,7 +62,9 @@ def test_slugs_are_ascii_words() -> None:
     assert slugify("Jonas Gahr Støre") == "jonas-gahr-store"
     assert slugify("Emmanuel Macron") == "emmanuel-macron"
     assert slugify("Ærlig Åse") == "aerlig-ase"
-    assert slugify("!!!") == "entity"
+    assert slugify("Israel–Hamas war") == "israel-hamas-war"
+    assert slugify("Владимир Путин").startswith("entity-")
+    assert slugify("Владимир Путин") != slugify("Си Цзиньпин")
 
 
 def test_content_hash_changes_with_content() -> None:
