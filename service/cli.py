@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -65,7 +66,15 @@ async def _load_demo(settings: Settings) -> None:
     log.info("demo data: %s", ", ".join(f"{n} {s.lower()}" for s, n in sorted(statuses.items())))
 
 
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal; turning it
+    # into SystemExit lets the embedded database stop in order and the exit status be 0.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _exit_cleanly)
     with database_url(settings) as dsn:
         migrate.upgrade(dsn)
         settings = settings.with_database(dsn)

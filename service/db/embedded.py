@@ -358,8 +358,10 @@ class EmbeddedPostgres:
         candidates = {int(p.name) for p in Path("/proc").glob("[0-9]*")}
         with contextlib.suppress(OSError, ValueError):
             candidates.add(int(pid_file.read_text().split("\n", 1)[0]))
-        for pid in candidates - {os.getpid()}:
-            if self._is_our_server(pid):
+        ours = {pid for pid in candidates - {os.getpid()} if self._is_our_server(pid)}
+        for pid in ours:
+            # A child the postmaster has just forked still carries its command line: skip it.
+            if _ppid(pid) not in ours:
                 _shutdown(pid, functools.partial(_gone, pid), _STOP_TIMEOUT)
         # We hold the lock, so nothing else uses this directory: a remaining postmaster.pid is
         # stale, and PostgreSQL would refuse to start if its pid had been reused.
@@ -514,10 +516,20 @@ def _gone(pid: int) -> bool:
         return True
     except PermissionError:
         pass
-    try:  # an unreaped zombie still answers kill(0) but is gone for our purposes
-        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z"
-    except (OSError, IndexError):
-        return False
+    return _proc_stat(pid)[:1] == ["Z"]  # an unreaped zombie still answers kill(0)
+
+
+def _ppid(pid: int) -> int | None:
+    fields = _proc_stat(pid)
+    return int(fields[1]) if len(fields) > 1 else None
+
+
+def _proc_stat(pid: int) -> list[str]:
+    """Fields of /proc/<pid>/stat after the command name: state, ppid, ... ([] if unknown)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return []
 
 
 def _cmdline(pid: int) -> list[str]:

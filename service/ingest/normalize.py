@@ -21,7 +21,7 @@ __all__ = ["canonicalize_url", "content_hash", "parse_published_at", "slugify"]
 DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 TRACKING_PARAMS: Final = frozenset(
     {"fbclid", "gclid", "dclid", "msclkid", "yclid", "igshid", "mc_cid", "mc_eid", "_ga",
-     "ocid", "cmpid", "ref_src", "ref_url", "smid", "sr_share", "at_medium", "at_campaign"}
+     "ocid", "cmp", "cmpid", "ref_src", "ref_url", "smid", "sr_share", "at_medium", "at_campaign"}
 )  # fmt: skip
 TRACKING_PREFIXES: Final = ("utm_", "at_", "pk_", "mtm_")
 MAX_URL_LENGTH: Final = 2048

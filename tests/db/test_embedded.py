@@ -46,15 +46,17 @@ time.sleep(120)
 
 def server_pids(under: Path) -> list[int]:
     """Postmasters whose `-D` argument is `under` or lies below it."""
-    pids = []
+    parents: dict[int, int] = {}
     for entry in Path("/proc").glob("[0-9]*"):
         try:
             argv = [os.fsdecode(a) for a in (entry / "cmdline").read_bytes().split(b"\0")]
-        except OSError:
+            ppid = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+        except (OSError, IndexError, ValueError):
             continue
         if Path(argv[0]).name == "postgres" and any(a.startswith(str(under)) for a in argv):
-            pids.append(int(entry.name))
-    return pids
+            parents[int(entry.name)] = ppid
+    # A child the postmaster has just forked still carries its command line: leave it out.
+    return sorted(pid for pid, ppid in parents.items() if ppid not in parents)
 
 
 def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
