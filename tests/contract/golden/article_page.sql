@@ -8,8 +8,6 @@ WHERE a.id = ANY($1::bigint[])
 ;
 SELECT a.id, a.body FROM articles a WHERE a.id = ANY($1::bigint[])
 ;
-SELECT s.id, s.domain, s.name, s.country, s.language, s.article_count FROM sources s WHERE s.id = ANY($1::bigint[])
-;
 SELECT article_id, entity_id, round(salience::numeric, 4)::float8 AS salience, mention_count
 FROM article_entities
 WHERE article_id = ANY($1::bigint[])
@@ -22,5 +20,7 @@ SELECT parent.id AS parent_id, page.* FROM unnest($1::bigint[]) AS parent(id) CR
     a.language, a.section, a.tags, a.image_url, a.image_credit, a.image_caption, a.image_alt,
     a.image_width, a.image_height, a.published_at, a.published_at_estimated, a.updated_at,
     a.ingested_at FROM article_entities l JOIN articles a ON a.id = l.article_id WHERE l.entity_id = parent.id ORDER BY l.published_at DESC, l.article_id DESC LIMIT $2) page
+;
+SELECT s.id, s.domain, s.name, s.country, s.language, s.article_count FROM sources s WHERE s.id = ANY($1::bigint[])
 ;
 SELECT s.id, s.domain, s.name, s.country, s.language, s.article_count FROM sources s WHERE s.id = ANY($1::bigint[])

@@ -1,3 +1,10 @@
+SELECT article_id, entity_id, round(salience::numeric, 4)::float8 AS salience, mention_count
+FROM article_entities
+WHERE article_id = ANY($1::bigint[])
+ORDER BY article_id, salience DESC, entity_id
+;
+SELECT e.id, e.kind, e.name, e.slug, e.wikidata_id, e.description, e.article_count FROM entities e WHERE e.id = ANY($1::bigint[])
+;
 SELECT e.id, e.kind, e.name, e.slug, e.wikidata_id, e.description, e.article_count FROM entities e WHERE e.slug = $1
 ;
 SELECT entity_id, alias FROM entity_aliases WHERE entity_id = ANY($1::bigint[])
@@ -26,12 +33,3 @@ SELECT parent.id AS parent_id, page.* FROM unnest($1::bigint[]) AS parent(id) CR
     a.ingested_at FROM article_entities l JOIN articles a ON a.id = l.article_id WHERE l.entity_id = parent.id ORDER BY l.published_at DESC, l.article_id DESC LIMIT $2) page
 ;
 SELECT s.id, s.domain, s.name, s.country, s.language, s.article_count FROM sources s WHERE s.id = ANY($1::bigint[])
-;
-SELECT article_id, entity_id, round(salience::numeric, 4)::float8 AS salience, mention_count
-FROM article_entities
-WHERE article_id = ANY($1::bigint[])
-ORDER BY article_id, salience DESC, entity_id
-;
-SELECT e.id, e.kind, e.name, e.slug, e.wikidata_id, e.description, e.article_count FROM entities e WHERE e.id = ANY($1::bigint[])
-;
-SELECT e.id, e.kind, e.name, e.slug, e.wikidata_id, e.description, e.article_count FROM entities e WHERE e.id = ANY($1::bigint[])

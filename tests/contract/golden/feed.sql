@@ -6,11 +6,11 @@ SELECT
 ;
 SELECT 0 AS parent_id, count(*) AS n FROM (SELECT 1 FROM articles a WHERE true LIMIT $1) c
 ;
-SELECT s.id, s.domain, s.name, s.country, s.language, s.article_count FROM sources s WHERE s.id = ANY($1::bigint[])
-;
 SELECT article_id, entity_id, round(salience::numeric, 4)::float8 AS salience, mention_count
 FROM article_entities
 WHERE article_id = ANY($1::bigint[])
 ORDER BY article_id, salience DESC, entity_id
 ;
 SELECT e.id, e.kind, e.name, e.slug, e.wikidata_id, e.description, e.article_count FROM entities e WHERE e.id = ANY($1::bigint[])
+;
+SELECT s.id, s.domain, s.name, s.country, s.language, s.article_count FROM sources s WHERE s.id = ANY($1::bigint[])

@@ -1,4 +1,9 @@
-SELECT s.id, s.domain, s.name, s.country, s.language, s.article_count FROM sources s WHERE s.domain = $1
+SELECT article_id, entity_id, round(salience::numeric, 4)::float8 AS salience, mention_count
+FROM article_entities
+WHERE article_id = ANY($1::bigint[])
+ORDER BY article_id, salience DESC, entity_id
+;
+SELECT e.id, e.kind, e.name, e.slug, e.wikidata_id, e.description, e.article_count FROM entities e WHERE e.id = ANY($1::bigint[])
 ;
 SELECT parent.id AS parent_id, page.* FROM unnest($1::bigint[]) AS parent(id) CROSS JOIN LATERAL (SELECT 
     a.id, a.source_id, a.url, a.canonical_url, a.external_id, a.title, a.summary, a.authors,
@@ -6,9 +11,4 @@ SELECT parent.id AS parent_id, page.* FROM unnest($1::bigint[]) AS parent(id) CR
     a.image_width, a.image_height, a.published_at, a.published_at_estimated, a.updated_at,
     a.ingested_at FROM articles a WHERE a.source_id = parent.id AND true ORDER BY a.published_at DESC, a.id DESC LIMIT $2) page
 ;
-SELECT article_id, entity_id, round(salience::numeric, 4)::float8 AS salience, mention_count
-FROM article_entities
-WHERE article_id = ANY($1::bigint[])
-ORDER BY article_id, salience DESC, entity_id
-;
-SELECT e.id, e.kind, e.name, e.slug, e.wikidata_id, e.description, e.article_count FROM entities e WHERE e.id = ANY($1::bigint[])
+SELECT s.id, s.domain, s.name, s.country, s.language, s.article_count FROM sources s WHERE s.domain = $1
