@@ -46,4 +46,5 @@ def test_the_wheel_ships_migrations_contract_and_demo_data(tmp_path: Path) -> No
         *operations,
     }
     assert expected <= names
-    assert migrations and operations
+    assert migrations
+    assert operations
