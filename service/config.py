@@ -115,6 +115,9 @@ class Settings:
     count_cap: int = 10_000
     max_query_depth: int = 12
     max_body_bytes: int = 1_048_576
+    ingest_max_items: int = 1000
+    ingest_batch_size: int = 500
+    ingest_max_line_bytes: int = 1_048_576
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str] | None = None) -> Self:
@@ -147,6 +150,9 @@ class Settings:
             count_cap=_int(env, "NEWSGRAPH_COUNT_CAP", 10_000),
             max_query_depth=_int(env, "NEWSGRAPH_MAX_QUERY_DEPTH", 12),
             max_body_bytes=_int(env, "NEWSGRAPH_MAX_BODY_BYTES", 1_048_576),
+            ingest_max_items=_int(env, "NEWSGRAPH_INGEST_MAX_ITEMS", 1000),
+            ingest_batch_size=_int(env, "NEWSGRAPH_INGEST_BATCH_SIZE", 500),
+            ingest_max_line_bytes=_int(env, "NEWSGRAPH_INGEST_MAX_LINE_BYTES", 1_048_576),
         )
         settings.validate()
         return settings
