@@ -133,6 +133,7 @@ class EmbeddedPostgres:
             if self._proc.poll() is None:
                 return self.dsn
             self.stop()  # the server died under us: clean up, then start afresh
+        self._owner_pid = os.getpid()
         if _PRCTL is not None and threading.current_thread() is not threading.main_thread():
             raise EmbeddedPostgresError(
                 "EmbeddedPostgres.start() must be called on the main thread: Linux stops the "
@@ -153,7 +154,6 @@ class EmbeddedPostgres:
         except BaseException:
             self.stop()
             raise
-        self._owner_pid = os.getpid()
         atexit.register(self.stop)
         return self._dsn
 

@@ -1,55 +1,21 @@
-"""Opaque global ids and cursors, and page-size checks.
+"""Opaque cursors and page-size checks.
 
-Global ids are base64url("Type:123"). Cursors are base64url JSON naming the order they were
-issued under plus the keyset position, so a cursor stays valid while articles arrive and is
-refused (BAD_CURSOR) under another order.
+Cursors are base64url JSON naming the order they were issued under plus the keyset position,
+so a cursor stays valid while articles arrive and is refused (BAD_CURSOR) under another order.
 """
 
 from __future__ import annotations
 
-import base64
 import binascii
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Final
 
 import orjson
 
 from service.errors import BadCursor, BadInput, LimitExceeded
+from service.ids import b64decode, b64encode
 
-__all__ = ["decode_cursor", "decode_id", "encode_cursor", "encode_id", "page_size"]
-
-NODE_TYPES: Final = ("Article", "Source", "Entity")
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def encode_id(type_name: str, key: int) -> str:
-    return _b64(f"{type_name}:{key}".encode())
-
-
-def decode_id(value: str) -> tuple[str, int]:
-    """(type name, database id) of a global id; BAD_INPUT when it is not one of ours."""
-    try:
-        type_name, _, key = _unb64(value).decode().partition(":")
-        if type_name in NODE_TYPES and key.isdigit():
-            return type_name, int(key)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        pass
-    raise BadInput(f"{value!r} is not a valid Newsgraph id")
-
-
-def decode_typed_id(value: str, expected: str) -> int:
-    type_name, key = decode_id(value)
-    if type_name != expected:
-        raise BadInput(f"{value!r} is the id of a {type_name}, not of a {expected}")
-    return key
+__all__ = ["decode_cursor", "encode_cursor", "page_size"]
 
 
 def encode_cursor(kind: str, values: Sequence[object]) -> str:
@@ -58,13 +24,13 @@ def encode_cursor(kind: str, values: Sequence[object]) -> str:
             return value.isoformat()
         raise TypeError
 
-    return _b64(orjson.dumps({"k": kind, "v": list(values)}, default=default))
+    return b64encode(orjson.dumps({"k": kind, "v": list(values)}, default=default))
 
 
 def decode_cursor(cursor: str, kind: str, types: Sequence[type]) -> tuple[object, ...]:
     """The keyset position in `cursor`, checked against the order `kind` and value `types`."""
     try:
-        data = orjson.loads(_unb64(cursor))
+        data = orjson.loads(b64decode(cursor))
     except (binascii.Error, ValueError, orjson.JSONDecodeError):
         raise BadCursor("`after` is not a cursor issued by this API") from None
     if not isinstance(data, dict) or not isinstance(data.get("v"), list):

@@ -10,13 +10,7 @@ from service.db import articles, entities, sources
 from service.db.articles import Scope
 from service.errors import BadInput, LimitExceeded
 from service.graphql.context import Info
-from service.graphql.pagination import (
-    decode_cursor,
-    decode_id,
-    decode_typed_id,
-    encode_cursor,
-    page_size,
-)
+from service.graphql.pagination import decode_cursor, encode_cursor, page_size
 from service.graphql.types import (
     AfterArg,
     Article,
@@ -37,6 +31,7 @@ from service.graphql.types import (
     SourceEdge,
     resolve_articles,
 )
+from service.ids import decode_id, decode_typed_id
 from service.ingest.normalize import canonicalize_url
 
 __all__ = ["Query"]

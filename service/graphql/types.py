@@ -19,13 +19,8 @@ from service.db.articles import ArticlePageQuery, Scope
 from service.db.records import ArticleRecord, EntityRecord, SourceRecord
 from service.errors import BadInput, LimitExceeded
 from service.graphql.context import Info
-from service.graphql.pagination import (
-    decode_cursor,
-    decode_typed_id,
-    encode_cursor,
-    encode_id,
-    page_size,
-)
+from service.graphql.pagination import decode_cursor, encode_cursor, page_size
+from service.ids import decode_typed_id, encode_id
 
 __all__ = [
     "Article",
