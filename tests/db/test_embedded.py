@@ -31,16 +31,17 @@ IS_ROOT = os.geteuid() == 0
 SYSTEM_BINDIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
 needs_root = pytest.mark.skipif(not IS_ROOT, reason="exercises the root-only user switch")
 
-# Run by a child interpreter: start a server, print its DSN, then wait to be killed.
+# Run by a child interpreter: start a server, print its DSN, then wait for the end of stdin
+# (a normal exit) or to be killed.
 CHILD = """
-import sys, time
+import sys
 from pathlib import Path
 import service.db.embedded as embedded
 if sys.argv[2] == "no-pdeathsig":
     embedded._PRCTL = None  # behave like a platform without PR_SET_PDEATHSIG (macOS)
 pg = embedded.EmbeddedPostgres(Path(sys.argv[1]), server_options={"fsync": "off"})
 print(pg.start(), flush=True)
-time.sleep(120)
+sys.stdin.read()
 """
 
 
@@ -85,10 +86,13 @@ def spawn_child(
 ) -> subprocess.Popen[str]:
     args = [python, "-c", CHILD, str(data_dir), mode]
     if user is None:
-        return subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, text=True)
+        return subprocess.Popen(
+            args, cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
     return subprocess.Popen(
         args,
         cwd=REPO,
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
         env=env,
@@ -217,9 +221,9 @@ def test_data_dir_locked_by_another_process(scratch: Path) -> None:
             with pytest.raises(EmbeddedPostgresError, match=re.escape(str(data))) as caught:
                 EmbeddedPostgres(data).start()
             assert f"process {child.pid}" in str(caught.value)
-            # SIGINT is a normal exit (KeyboardInterrupt): atexit stops the server first.
-            child.send_signal(signal.SIGINT)
-            child.wait(15)
+            assert child.stdin is not None
+            child.stdin.close()  # a normal exit: atexit stops the server before the child ends
+            assert child.wait(15) == 0
             assert server_pids(data) == []
         finally:
             kill_child(child)
