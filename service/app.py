@@ -17,6 +17,7 @@ from strawberry.asgi import GraphQL
 from service.config import ConfigError, Settings
 from service.db.pool import Database, open_database
 from service.graphql import Context, build_schema, make_context
+from service.ingest.catalogue import LinkerCache
 from service.rest.health import healthz, readyz
 
 __all__ = ["create_app"]
@@ -25,6 +26,7 @@ __all__ = ["create_app"]
 class State(TypedDict):
     db: Database
     settings: Settings
+    catalogue: LinkerCache
 
 
 class GraphQLView(GraphQL[Context, None]):
@@ -38,7 +40,10 @@ class GraphQLView(GraphQL[Context, None]):
         self.settings = settings
 
     async def get_context(self, request: Any, response: Any) -> Context:
-        return make_context(self.settings, request.state.db, request.headers.get("x-request-id"))
+        state = request.state
+        return make_context(
+            self.settings, state.db, request.headers.get("x-request-id"), state.catalogue
+        )
 
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> Starlette:
@@ -51,11 +56,13 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
+        # One entity linker per process, rebuilt in the background when the catalogue changes.
+        catalogue = LinkerCache()
         if database is not None:
-            yield {"db": database, "settings": settings}
+            yield {"db": database, "settings": settings, "catalogue": catalogue}
             return
         async with open_database(settings) as db:
-            yield {"db": db, "settings": settings}
+            yield {"db": db, "settings": settings, "catalogue": catalogue}
 
     graphql = GraphQLView(settings)
     return Starlette(

@@ -28,6 +28,7 @@ from service.db.migrate import upgrade
 from service.db.pool import Database, connect, open_database
 from service.demo import load_demo
 from service.graphql import build_schema, make_context
+from service.ingest.catalogue import LinkerCache
 from tests.databases import create_database, drop_database
 
 
@@ -94,14 +95,19 @@ async def write_db(database_url: str) -> AsyncIterator[Database]:
 class GraphQLRunner:
     """Runs operations in process, as the HTTP view would, with a fresh context each time."""
 
-    def __init__(self, settings: Settings, db: Database) -> None:
+    def __init__(
+        self, settings: Settings, db: Database, catalogue: LinkerCache | None = None
+    ) -> None:
         self.settings = settings
         self.db = db
+        self.catalogue = catalogue
         self.schema = build_schema(settings)
 
     async def __call__(self, query: str, **variables: Any) -> ExecutionResult:
         return await self.schema.execute(
-            query, variable_values=variables, context_value=make_context(self.settings, self.db)
+            query,
+            variable_values=variables,
+            context_value=make_context(self.settings, self.db, catalogue=self.catalogue),
         )
 
     async def data(self, query: str, **variables: Any) -> dict[str, Any]:
@@ -118,7 +124,7 @@ def gql(settings: Settings, db: Database) -> GraphQLRunner:
 
 @pytest.fixture
 def gql_write(settings: Settings, write_db: Database) -> GraphQLRunner:
-    return GraphQLRunner(settings, write_db)
+    return GraphQLRunner(settings, write_db, LinkerCache())
 
 
 @pytest_asyncio.fixture

@@ -15,7 +15,7 @@ def article_input(**overrides: Any) -> dict[str, Any]:
         "url": f"https://factory.example/news/story-{n}",
         "title": f"Factory story {n}",
         "summary": "A short summary written for a test.",
-        "publishedAt": "2030-01-01T12:00:00Z",
+        "publishedAt": "2025-01-01T12:00:00Z",
         "language": "en",
         "section": "world",
         "source": {"domain": "factory.example", "name": "Factory News", "country": "NO"},

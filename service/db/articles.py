@@ -45,10 +45,8 @@ WHERE a.id = ANY($1::bigint[])
 
 SELECT_ARTICLE_BY_URL: Final = f"""
 SELECT {ARTICLE_COLUMNS}
-FROM articles a
-WHERE a.canonical_url = $1 OR a.url = $1
-ORDER BY a.canonical_url = $1 DESC, a.id
-LIMIT 1
+FROM article_urls u JOIN articles a ON a.id = u.article_id
+WHERE u.url = $1
 """
 
 SELECT_ARTICLE_BODIES: Final = """

@@ -22,11 +22,21 @@ ENTITY_COLUMNS: Final = (
     "e.id, e.kind, e.name, e.slug, e.wikidata_id, e.description, e.article_count"
 )
 
-SELECT_ENTITIES_BY_IDS: Final = (
-    f"SELECT {ENTITY_COLUMNS} FROM entities e WHERE e.id = ANY($1::bigint[])"
-)
+# A merged entity's old id and slug resolve to the entity it was merged into.
+SELECT_ENTITIES_BY_IDS: Final = f"""
+SELECT k.id AS key, {ENTITY_COLUMNS}
+FROM unnest($1::bigint[]) AS k(id)
+JOIN entities e
+  ON e.id = coalesce((SELECT r.entity_id FROM entity_redirects r WHERE r.old_id = k.id), k.id)
+"""
 
-SELECT_ENTITY_BY_SLUG: Final = f"SELECT {ENTITY_COLUMNS} FROM entities e WHERE e.slug = $1"
+SELECT_ENTITY_BY_SLUG: Final = f"""
+SELECT {ENTITY_COLUMNS} FROM entities e
+WHERE e.slug = $1
+   OR e.id = (SELECT r.entity_id FROM entity_redirects r WHERE r.old_slug = $1)
+ORDER BY e.slug = $1 DESC
+LIMIT 1
+"""
 
 SELECT_ALIASES: Final = """
 SELECT entity_id, alias FROM entity_aliases WHERE entity_id = ANY($1::bigint[])
@@ -70,7 +80,12 @@ def like_pattern(text: str) -> str:
 
 async def fetch_entities_by_ids(db: Database, ids: Sequence[int]) -> dict[int, EntityRecord]:
     rows = await db.fetch(SELECT_ENTITIES_BY_IDS, list(ids))
-    return {row["id"]: EntityRecord(**row) for row in rows}
+    result = {}
+    for row in rows:
+        values = dict(row)
+        key = values.pop("key")
+        result[key] = EntityRecord(**values)
+    return result
 
 
 async def fetch_entity_by_slug(db: Database, slug: str) -> EntityRecord | None:

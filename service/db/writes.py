@@ -20,6 +20,9 @@ __all__ = [
     "LinkRow",
     "SourceRow",
     "UpsertOutcome",
+    "known_canonical_urls",
+    "merge_entities",
+    "record_urls",
     "replace_links",
     "resolve_entities",
     "upsert_articles",
@@ -129,12 +132,15 @@ SELECT id, slug, wikidata_id FROM entities
 WHERE wikidata_id = ANY($1::text[]) OR slug = ANY($2::text[])
 """
 
+# Concurrent batches may create the same entity: the loser of the race skips the row and
+# reads the winner's id afterwards (SELECT_ENTITY_KEYS again).
 INSERT_ENTITIES: Final = """
 INSERT INTO entities (name, kind, slug, wikidata_id, description)
 SELECT x.name, x.kind, x.slug, x.wikidata_id, x.description
 FROM jsonb_to_recordset($1::jsonb)
      AS x(name text, kind text, slug text, wikidata_id text, description text)
-RETURNING id, slug
+ORDER BY x.slug
+ON CONFLICT DO NOTHING
 """
 
 UPDATE_ENTITIES: Final = """
@@ -178,8 +184,20 @@ async def upsert_entities(w: Writer, rows: Sequence[EntityRow]) -> list[int]:
         elif row.slug not in new_rows:
             new_rows[row.slug] = row
     if new_rows:
-        created = await w.fetch(INSERT_ENTITIES, _json(list(new_rows.values())))
+        await w.execute(INSERT_ENTITIES, _json(list(new_rows.values())))
+        created = await w.fetch(
+            SELECT_ENTITY_KEYS,
+            [r.wikidata_id for r in new_rows.values() if r.wikidata_id],
+            list(new_rows),
+        )
         by_slug.update({r["slug"]: r["id"] for r in created})
+        for r in created:
+            if r["wikidata_id"]:
+                by_wikidata[r["wikidata_id"]] = r["id"]
+        for slug, row in new_rows.items():
+            if slug not in by_slug and row.wikidata_id in by_wikidata:
+                # Its Wikidata id already belonged to an entity under another slug.
+                by_slug[slug] = by_wikidata[row.wikidata_id]
     if updates:
         await w.execute(UPDATE_ENTITIES, updates)
     result = [
@@ -268,6 +286,32 @@ WHERE a.content_hash IS DISTINCT FROM EXCLUDED.content_hash
 RETURNING a.id, a.canonical_url, (xmax = 0) AS inserted
 """
 
+SELECT_KNOWN_URLS: Final = """
+SELECT u.url, a.canonical_url FROM article_urls u JOIN articles a ON a.id = u.article_id
+WHERE u.url = ANY($1::text[])
+"""
+
+
+async def known_canonical_urls(w: Writer, urls: Sequence[str]) -> dict[str, str]:
+    """For each URL already seen, the canonical URL of the article it belongs to."""
+    rows = await w.fetch(SELECT_KNOWN_URLS, list(urls))
+    return {r["url"]: r["canonical_url"] for r in rows}
+
+
+INSERT_URLS: Final = """
+INSERT INTO article_urls (url, article_id)
+SELECT x.url, x.article_id FROM jsonb_to_recordset($1::jsonb) AS x(url text, article_id bigint)
+ORDER BY x.url
+ON CONFLICT (url) DO NOTHING
+"""
+
+
+async def record_urls(w: Writer, urls: Sequence[tuple[str, int]]) -> None:
+    """Remember the URLs seen for articles (a URL keeps its first article)."""
+    if urls:
+        await w.execute(INSERT_URLS, [{"url": u, "article_id": a} for u, a in sorted(set(urls))])
+
+
 SELECT_ARTICLE_IDS_BY_URL: Final = """
 SELECT canonical_url, id FROM articles WHERE canonical_url = ANY($1::text[])
 """
@@ -306,3 +350,62 @@ async def replace_links(w: Writer, article_ids: Sequence[int], links: Sequence[L
     await w.execute(DELETE_LINKS, list(article_ids))
     if links:
         await w.execute(INSERT_LINKS, _json(links))
+
+
+MERGE_LINKS: Final = """
+INSERT INTO article_entities (article_id, entity_id, salience, mention_count, published_at)
+SELECT l.article_id, $1, max(l.salience), sum(l.mention_count), l.published_at
+FROM article_entities l
+WHERE l.entity_id = ANY($2::bigint[]) OR l.entity_id = $1
+GROUP BY l.article_id, l.published_at
+ORDER BY l.article_id
+ON CONFLICT (article_id, entity_id) DO UPDATE
+SET salience = EXCLUDED.salience, mention_count = EXCLUDED.mention_count
+"""
+
+MERGE_ALIASES: Final = """
+INSERT INTO entity_aliases (entity_id, alias)
+SELECT $1, x.alias FROM (
+    SELECT alias FROM entity_aliases WHERE entity_id = ANY($2::bigint[])
+    UNION SELECT name FROM entities WHERE id = ANY($2::bigint[])
+) x
+WHERE x.alias <> (SELECT name FROM entities WHERE id = $1)
+ON CONFLICT DO NOTHING
+"""
+
+MERGE_REDIRECTS: Final = """
+WITH moved AS (
+    UPDATE entity_redirects SET entity_id = $1 WHERE entity_id = ANY($2::bigint[])
+)
+INSERT INTO entity_redirects (old_id, old_slug, entity_id)
+SELECT id, slug, $1 FROM entities WHERE id = ANY($2::bigint[])
+"""
+
+LOCK_ENTITIES: Final = "SELECT id FROM entities WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE"
+
+DELETE_ENTITIES: Final = "DELETE FROM entities WHERE id = ANY($1::bigint[])"
+
+SELECT_WIKIDATA: Final = "SELECT min(wikidata_id) FROM entities WHERE id = ANY($1::bigint[])"
+
+ADOPT_WIKIDATA: Final = """
+UPDATE entities SET wikidata_id = coalesce(wikidata_id, $2), updated_at = now() WHERE id = $1
+"""
+
+
+async def merge_entities(w: Writer, into: int, sources: Sequence[int]) -> bool:
+    """Fold `sources` into `into`: links, aliases, names and ids move; False if one is missing."""
+    sources = sorted(set(sources) - {into})
+    locked = await w.fetch(LOCK_ENTITIES, [into, *sources])
+    if len(locked) != len(sources) + 1:
+        return False
+    if not sources:
+        return True
+    await w.execute(MERGE_LINKS, into, sources)
+    await w.execute(MERGE_ALIASES, into, sources)
+    await w.execute(MERGE_REDIRECTS, into, sources)
+    # The source entities' Wikidata ids must be free before the survivor can take one.
+    wikidata = await w.fetchval(SELECT_WIKIDATA, sources)
+    await w.execute(DELETE_ENTITIES, sources)
+    if wikidata is not None:
+        await w.execute(ADOPT_WIKIDATA, into, wikidata)
+    return True

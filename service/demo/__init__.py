@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from service.db.pool import Database
+from service.ingest.catalogue import LinkerCache
 from service.ingest.pipeline import ingest_batch, load_catalogue
 
 __all__ = ["demo_articles", "demo_entities", "load_demo"]
@@ -36,9 +37,10 @@ def demo_articles() -> list[dict[str, Any]]:
 async def load_demo(db: Database) -> Counter[str]:
     """Load the demo catalogue and articles (idempotent); counts of results by status."""
     await load_catalogue(db, demo_entities())
+    linker = await LinkerCache().get(db)
     articles = demo_articles()
     statuses: Counter[str] = Counter()
     for start in range(0, len(articles), BATCH_SIZE):
-        for result in await ingest_batch(db, articles[start : start + BATCH_SIZE]):
+        for result in await ingest_batch(db, articles[start : start + BATCH_SIZE], linker=linker):
             statuses[result.status] += 1
     return statuses

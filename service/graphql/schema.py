@@ -9,6 +9,7 @@ from strawberry.schema.config import StrawberryConfig
 
 from service.config import Settings
 from service.graphql.errors import ErrorCodes
+from service.graphql.mutations import Mutation
 from service.graphql.queries import Query
 from service.graphql.types import Article, Entity, Source
 
@@ -36,6 +37,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         ]
     return Schema(
         query=Query,
+        mutation=Mutation,
         types=[Article, Source, Entity],
         extensions=extensions,  # type: ignore[arg-type]
         config=StrawberryConfig(

@@ -1,24 +1,37 @@
-"""The ingest pipeline: validate and normalise each item, collapse repeats, then upsert.
+"""The ingest pipeline that every face uses: validate → normalise → dedupe → link → upsert.
 
-One batch is one transaction: sources, entities, articles and links are written together
-or not at all, and an invalid item is rejected alone with its reasons.
+One call handles one batch in one transaction, so a result is only ever reported for an item
+whose batch has committed. Items are validated one by one: an invalid item is REJECTED with
+its reasons and never touches the database. If the database still refuses the batch (a value
+it will not store), the batch is retried item by item, so only the culprit is rejected and no
+item is ever half-written. Rows are written in key order (domains, URLs, slugs), so
+concurrent batches that overlap lock rows in the same order and cannot deadlock; a deadlock
+or serialisation failure is retried anyway.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Final
 from urllib.parse import urlsplit
 
-from service.db.pool import Database
+import asyncpg
+
+from service.db.pool import Database, Writer
 from service.db.writes import (
     ArticleRow,
     EntityRef,
     EntityRow,
     LinkRow,
     SourceRow,
+    UpsertOutcome,
+    known_canonical_urls,
+    merge_entities,
+    record_urls,
     replace_links,
     resolve_entities,
     upsert_articles,
@@ -26,11 +39,33 @@ from service.db.writes import (
     upsert_sources,
 )
 from service.errors import BadInput
+from service.ingest.language import detect_language
+from service.ingest.linking import Linker
 from service.ingest.normalize import canonicalize_url, content_hash, parse_published_at, slugify
+from service.ingest.text import BODY_MAX, SUMMARY_MAX, TITLE_MAX, plain_text
 
-__all__ = ["ItemError", "ItemResult", "ingest_batch", "load_catalogue"]
+__all__ = [
+    "ENTITY_KINDS",
+    "ItemError",
+    "ItemResult",
+    "ingest_batch",
+    "load_catalogue",
+    "merge_catalogue_entities",
+]
+
+log = logging.getLogger("newsgraph.ingest")
 
 ENTITY_KINDS: Final = frozenset({"PERSON", "ORGANIZATION", "PLACE", "EVENT", "PRODUCT", "OTHER"})
+MAX_FUTURE: Final = timedelta(days=1)
+EARLIEST: Final = datetime(1900, 1, 1, tzinfo=UTC)
+MAX_LIST_ITEMS: Final = 100
+MAX_SHORT_TEXT: Final = 500
+RETRIES: Final = 3
+# SQLSTATE classes that mean "try the same transaction again".
+_RETRYABLE: Final = (
+    asyncpg.exceptions.DeadlockDetectedError,
+    asyncpg.exceptions.SerializationError,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +88,9 @@ class _Draft:
     index: int
     source: SourceRow
     row: ArticleRow  # source_id is filled in once the source exists
-    entities: list[tuple[EntityRef, float, int]] = field(default_factory=list)
+    urls: tuple[str, ...]
+    text: tuple[str, str | None, str | None]  # title, summary, body, for entity linking
+    entities: list[tuple[EntityRef, float]] = field(default_factory=list)
 
 
 class _Problems:
@@ -62,12 +99,14 @@ class _Problems:
         self.errors: list[ItemError] = []
 
     def add(self, name: str, message: str, code: str = "BAD_INPUT") -> None:
-        self.errors.append(ItemError(f"{self.prefix}.{name}", code, message))
+        path = f"{self.prefix}.{name}" if name else self.prefix
+        self.errors.append(ItemError(path, code, message))
 
 
-def _text(
-    item: Mapping[str, object], key: str, problems: _Problems, *, required: bool = False
-) -> str | None:
+def _string(
+    item: Mapping[str, object], key: str, problems: _Problems, *, required: bool = False,
+    max_chars: int = MAX_SHORT_TEXT,
+) -> str | None:  # fmt: skip
     value = item.get(key)
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
@@ -76,7 +115,32 @@ def _text(
     if not isinstance(value, str):
         problems.add(key, "must be a string")
         return None
-    return value.strip()
+    try:
+        return plain_text(value, max_chars=max_chars) or None
+    except BadInput as exc:
+        problems.add(
+            key, exc.message, "LIMIT_EXCEEDED" if "longer than" in exc.message else "BAD_INPUT"
+        )
+        return None
+
+
+def _text(item: Mapping[str, object], key: str, problems: _Problems, max_chars: int,
+          *, paragraphs: bool = False, required: bool = False) -> str | None:  # fmt: skip
+    value = item.get(key)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            problems.add(key, "is required")
+        return None
+    if not isinstance(value, str):
+        problems.add(key, "must be a string")
+        return None
+    try:
+        return plain_text(value, max_chars=max_chars, keep_paragraphs=paragraphs) or None
+    except BadInput as exc:
+        problems.add(
+            key, exc.message, "LIMIT_EXCEEDED" if "longer than" in exc.message else "BAD_INPUT"
+        )
+        return None
 
 
 def _strings(item: Mapping[str, object], key: str, problems: _Problems) -> tuple[str, ...]:
@@ -86,148 +150,315 @@ def _strings(item: Mapping[str, object], key: str, problems: _Problems) -> tuple
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         problems.add(key, "must be a list of strings")
         return ()
-    return tuple(v.strip() for v in value if v.strip())
-
-
-def _prepare(index: int, item: object, now: datetime) -> _Draft | list[ItemError]:
-    problems = _Problems(index)
-    if not isinstance(item, Mapping):
-        problems.errors.append(ItemError(problems.prefix, "BAD_INPUT", "must be an object"))
-        return problems.errors
-    url = _text(item, "url", problems, required=True)
-    title = _text(item, "title", problems, required=True)
-    canonical = None
-    if url is not None:
+    if len(value) > MAX_LIST_ITEMS:
+        problems.add(key, f"has more than {MAX_LIST_ITEMS} items", "LIMIT_EXCEEDED")
+        return ()
+    result = []
+    for i, entry in enumerate(value):
         try:
-            raw_canonical = _text(item, "canonicalUrl", problems)
-            url = canonicalize_url(url)
-            canonical = canonicalize_url(raw_canonical) if raw_canonical else url
+            cleaned = plain_text(entry, max_chars=MAX_SHORT_TEXT)
         except BadInput as exc:
-            problems.add("url", exc.message)
-    published_text = _text(item, "publishedAt", problems)
-    published_at, estimated = now, True
-    if published_text is not None:
-        try:
-            published_at, estimated = parse_published_at(published_text), False
-        except BadInput as exc:
-            problems.add("publishedAt", exc.message)
-    source = item.get("source") or {}
-    if not isinstance(source, Mapping):
-        problems.add("source", "must be an object")
-        source = {}
-    domain = (str(source.get("domain") or "") or urlsplit(url or "").hostname or "").lower()
-    domain = domain.removeprefix("www.")
-    entities: list[tuple[EntityRef, float, int]] = []
-    raw_entities = item.get("entities") or []
-    if not isinstance(raw_entities, list):
-        problems.add("entities", "must be a list")
-        raw_entities = []
-    for i, entity in enumerate(raw_entities):
-        if not isinstance(entity, Mapping) or not isinstance(entity.get("name"), str):
-            problems.add(f"entities[{i}]", "must be an object with a name")
+            problems.add(f"{key}[{i}]", exc.message)
             continue
-        kind = str(entity.get("kind") or "OTHER").upper()
-        if kind not in ENTITY_KINDS:
-            problems.add(f"entities[{i}].kind", f"must be one of {', '.join(sorted(ENTITY_KINDS))}")
+        if cleaned:
+            result.append(cleaned)
+    return tuple(dict.fromkeys(result))
+
+
+def _mapping(item: Mapping[str, object], key: str, problems: _Problems) -> Mapping[str, object]:
+    value = item.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        problems.add(key, "must be an object")
+        return {}
+    return value
+
+
+def _url(value: str | None, name: str, problems: _Problems) -> str | None:
+    if value is None:
+        return None
+    try:
+        return canonicalize_url(value)
+    except BadInput as exc:
+        problems.add(name, exc.message)
+        return None
+
+
+def _published_at(
+    item: Mapping[str, object], problems: _Problems, now: datetime
+) -> tuple[datetime, bool]:
+    value = item.get("publishedAt")
+    if value is None:
+        return now, True
+    if not isinstance(value, str):
+        problems.add("publishedAt", "must be an RFC 3339 date-time string")
+        return now, True
+    try:
+        moment = parse_published_at(value)
+    except BadInput as exc:
+        problems.add("publishedAt", exc.message)
+        return now, True
+    if moment > now + MAX_FUTURE:
+        problems.add("publishedAt", "is more than a day in the future")
+    elif moment < EARLIEST:
+        problems.add("publishedAt", "is before 1900")
+    return moment, False
+
+
+def _image(item: Mapping[str, object], problems: _Problems) -> dict[str, object]:
+    image = _mapping(item, "image", problems)
+    if not image:
+        return {}
+    sub = _Problems(0)
+    sub.prefix = f"{problems.prefix}.image"
+    url = _url(_string(image, "url", sub, required=True, max_chars=2048), "url", sub)
+    sizes: dict[str, int | None] = {}
+    for key in ("width", "height"):
+        value = image.get(key)
+        if value is not None and (
+            not isinstance(value, int) or isinstance(value, bool) or not 0 < value < 100_000
+        ):
+            sub.add(key, "must be a positive whole number of pixels")
+            value = None
+        sizes[key] = value
+    fields: dict[str, object] = {
+        "image_url": url,
+        "image_credit": _string(image, "credit", sub),
+        "image_caption": _string(image, "caption", sub, max_chars=2000),
+        "image_alt": _string(image, "alt", sub, max_chars=2000),
+        "image_width": sizes["width"],
+        "image_height": sizes["height"],
+    }
+    problems.errors.extend(sub.errors)
+    return fields
+
+
+def _entities(item: Mapping[str, object], problems: _Problems) -> list[tuple[EntityRef, float]]:
+    raw = item.get("entities")
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        problems.add("entities", "must be a list")
+        return []
+    if len(raw) > MAX_LIST_ITEMS:
+        problems.add("entities", f"has more than {MAX_LIST_ITEMS} items", "LIMIT_EXCEEDED")
+        return []
+    found: list[tuple[EntityRef, float]] = []
+    for i, entity in enumerate(raw):
+        path = f"entities[{i}]"
+        if not isinstance(entity, Mapping):
+            problems.add(path, "must be an object")
+            continue
+        name = _string(entity, "name", problems, required=True)
+        kind = entity.get("kind") or "OTHER"
+        if not isinstance(kind, str) or kind.upper() not in ENTITY_KINDS:
+            problems.add(f"{path}.kind", f"must be one of {', '.join(sorted(ENTITY_KINDS))}")
             continue
         salience = entity.get("salience", 0.5)
-        if not isinstance(salience, int | float) or not 0 <= salience <= 1:
-            problems.add(f"entities[{i}].salience", "must be a number from 0 to 1")
+        if (
+            isinstance(salience, bool)
+            or not isinstance(salience, int | float)
+            or not 0 <= salience <= 1
+        ):
+            problems.add(f"{path}.salience", "must be a number from 0 to 1")
             continue
-        name = str(entity["name"]).strip()
         wikidata = entity.get("wikidataId")
-        entities.append(
-            (
-                EntityRef(name, kind, slugify(name), str(wikidata) if wikidata else None),
-                float(salience),
-                1,
-            )
-        )
-    summary = _text(item, "summary", problems)
-    body = _text(item, "body", problems)
-    language = (_text(item, "language", problems) or "und").lower()
-    section = _text(item, "section", problems)
+        if wikidata is not None and (not isinstance(wikidata, str) or not _is_qid(wikidata)):
+            problems.add(f"{path}.wikidataId", "must be a Wikidata item id like Q42")
+            continue
+        if name is None:
+            continue
+        found.append((EntityRef(name, kind.upper(), slugify(name), wikidata), float(salience)))
+    return found
+
+
+def _is_qid(value: str) -> bool:
+    return len(value) > 1 and value[0] == "Q" and value[1:].isdigit() and len(value) < 20
+
+
+def prepare(index: int, item: object, now: datetime) -> _Draft | list[ItemError]:
+    """Validate and normalise one input item (pure: no IO)."""
+    problems = _Problems(index)
+    if not isinstance(item, Mapping):
+        problems.add("", "must be an object")
+        return problems.errors
+    url = _url(_string(item, "url", problems, required=True, max_chars=4096), "url", problems)
+    partner_canonical = _url(
+        _string(item, "canonicalUrl", problems, max_chars=4096), "canonicalUrl", problems
+    )
+    title = _text(item, "title", problems, TITLE_MAX, required=True)
+    summary = _text(item, "summary", problems, SUMMARY_MAX)
+    body = _text(item, "body", problems, BODY_MAX, paragraphs=True)
+    published_at, estimated = _published_at(item, problems, now)
+    source = _mapping(item, "source", problems)
+    domain = (_string(source, "domain", problems) or urlsplit(url or "").hostname or "").lower()
+    domain = domain.removeprefix("www.")
+    country = _string(source, "country", problems)
+    if country is not None and not (len(country) == 2 and country.isascii() and country.isalpha()):
+        problems.add("source.country", "must be an ISO 3166-1 alpha-2 code like NO")
+    language = _string(item, "language", problems, max_chars=35)
+    if language is not None and not all(
+        part.isascii() and part.isalnum() for part in language.split("-")
+    ):
+        problems.add("language", "must be a language code like en or nb")
     authors = _strings(item, "authors", problems)
     tags = _strings(item, "tags", problems)
-    if problems.errors or url is None or title is None or canonical is None:
+    section = _string(item, "section", problems)
+    external_id = _string(item, "externalId", problems)
+    image = _image(item, problems)
+    entities = _entities(item, problems)
+    if problems.errors or url is None or title is None:
         return problems.errors
-    entity_names = sorted(ref.name for ref, _, _ in entities)
+    if not language:
+        language = detect_language(" ".join(t for t in (title, summary, (body or "")[:2000]) if t))
+    language = language.lower()
+    canonical = partner_canonical or url
+    names = sorted(ref.name for ref, _ in entities)
     dated = None if estimated else published_at
-    digest = content_hash(
-        url, title, summary, body, authors, language, section, tags, dated, entity_names
-    )
+    digest = content_hash(url, title, summary, body, authors, language, section, tags, dated,
+                          sorted(image.items()), names, external_id)  # fmt: skip
     return _Draft(
         index=index,
-        source=SourceRow(
-            domain=domain,
-            name=str(source.get("name") or domain),
-            country=str(source["country"]).upper() if source.get("country") else None,
-        ),
+        source=SourceRow(domain=domain, name=_string(source, "name", problems) or domain,
+                         country=country.upper() if country else None),
         row=ArticleRow(
-            source_id=0,
-            url=url,
-            canonical_url=canonical,
-            title=title,
-            published_at=published_at,
-            published_at_estimated=estimated,
-            content_hash=digest,
-            summary=summary,
-            body=body,
-            authors=authors,
-            language=language,
-            section=section,
-            tags=tags,
-            external_id=_text(item, "externalId", problems),
+            source_id=0, url=url, canonical_url=canonical, title=title, published_at=published_at,
+            published_at_estimated=estimated, content_hash=digest, summary=summary, body=body,
+            authors=authors, language=language, section=section, tags=tags,
+            external_id=external_id, **image,  # type: ignore[arg-type]
         ),
+        urls=tuple(dict.fromkeys(u for u in (url, partner_canonical) if u)),
+        text=(title, summary, body),
         entities=entities,
-    )
+    )  # fmt: skip
 
 
-async def ingest_batch(db: Database, items: Sequence[object]) -> list[ItemResult]:
+async def ingest_batch(
+    db: Database, items: Sequence[object], *, linker: Linker | None = None
+) -> list[ItemResult]:
     """Validate, normalise and store `items`; one result per item, in input order."""
     now = datetime.now(UTC)
     results: list[ItemResult | None] = [None] * len(items)
-    drafts: dict[str, _Draft] = {}
-    repeats: dict[int, str] = {}
+    drafts: list[_Draft] = []
     for index, item in enumerate(items):
-        prepared = _prepare(index, item, now)
+        prepared = prepare(index, item, now)
         if isinstance(prepared, list):
             results[index] = ItemResult(index, "REJECTED", errors=tuple(prepared))
-            continue
-        key = prepared.row.canonical_url
-        if key in drafts:  # the last copy in the batch wins; earlier ones share its result
-            repeats[drafts[key].index] = key
-        drafts[key] = prepared
+        else:
+            drafts.append(prepared)
     if drafts:
-        async with db.transaction() as w:
-            source_ids = await upsert_sources(w, [d.source for d in drafts.values()])
-            rows = [_with_source(d, source_ids[d.source.domain]) for d in drafts.values()]
-            outcomes = await upsert_articles(w, rows)
-            changed = [
-                (d, o)
-                for d, o in zip(drafts.values(), outcomes, strict=True)
-                if o.status != "UNCHANGED"
-            ]
-            refs = [ref for d, _ in changed for ref, _, _ in d.entities]
-            entity_ids = iter(await resolve_entities(w, refs)) if refs else iter(())
-            links = [
-                LinkRow(o.id, next(entity_ids), salience, mentions)
-                for d, o in changed
-                for _, salience, mentions in d.entities
-            ]
-            await replace_links(w, [o.id for _, o in changed], links)
-        by_url = {d.row.canonical_url: o for d, o in zip(drafts.values(), outcomes, strict=True)}
-        for draft in drafts.values():
-            outcome = by_url[draft.row.canonical_url]
-            results[draft.index] = ItemResult(draft.index, outcome.status, outcome.id)
-        for index, key in repeats.items():
-            outcome = by_url[key]
-            results[index] = ItemResult(index, outcome.status, outcome.id)
+        for result in await _store(db, drafts, linker):
+            results[result.index] = result
     return [r for r in results if r is not None]
 
 
-def _with_source(draft: _Draft, source_id: int) -> ArticleRow:
-    return replace(draft.row, source_id=source_id)
+async def _store(db: Database, drafts: list[_Draft], linker: Linker | None) -> list[ItemResult]:
+    try:
+        return await _with_retries(db, drafts, linker)
+    except asyncpg.PostgresError as exc:
+        if isinstance(exc, asyncpg.exceptions.InterfaceError) or len(drafts) == 1:
+            if len(drafts) == 1 and _is_data_error(exc):
+                log.warning("ingest item refused by the database: %s", exc)
+                message = f"could not be stored: {type(exc).__name__}"
+                return [
+                    ItemResult(
+                        drafts[0].index,
+                        "REJECTED",
+                        errors=(ItemError(f"articles[{drafts[0].index}]", "BAD_INPUT", message),),
+                    )
+                ]
+            raise
+        if not _is_data_error(exc):
+            raise
+    # One item poisons the batch: store each alone, so only that one is rejected.
+    results = []
+    for draft in drafts:
+        results.extend(await _store(db, [draft], linker))
+    return results
+
+
+def _is_data_error(exc: asyncpg.PostgresError) -> bool:
+    state = getattr(exc, "sqlstate", "") or ""
+    return state.startswith(("22", "23"))  # data exception, integrity constraint violation
+
+
+async def _with_retries(
+    db: Database, drafts: list[_Draft], linker: Linker | None
+) -> list[ItemResult]:
+    for attempt in range(RETRIES):
+        try:
+            async with db.transaction() as w:
+                return await _write(w, drafts, linker)
+        except _RETRYABLE:
+            if attempt == RETRIES - 1:
+                raise
+            await asyncio.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+async def _write(w: Writer, drafts: list[_Draft], linker: Linker | None) -> list[ItemResult]:
+    source_ids = await upsert_sources(w, sorted((d.source for d in drafts), key=lambda s: s.domain))
+    # An item whose URL or canonical URL was seen before is that earlier article.
+    known = await known_canonical_urls(
+        w, sorted({u for d in drafts for u in (d.row.canonical_url, *d.urls)})
+    )
+    groups: dict[str, list[_Draft]] = {}
+    for draft in drafts:
+        key = known.get(draft.row.canonical_url) or next(
+            (known[u] for u in draft.urls if u in known), draft.row.canonical_url
+        )
+        draft.row = replace(draft.row, canonical_url=key, source_id=source_ids[draft.source.domain])
+        groups.setdefault(key, []).append(draft)
+    # Repeats of one URL in a batch are applied in input order: the last copy is what is stored.
+    keys = sorted(groups)
+    outcomes = dict(
+        zip(keys, await upsert_articles(w, [groups[k][-1].row for k in keys]), strict=True)
+    )
+    await record_urls(
+        w, [(u, outcomes[k].id) for k in keys for d in groups[k] for u in (k, *d.urls)]
+    )
+    changed = [(groups[k][-1], outcomes[k]) for k in keys if outcomes[k].status != "UNCHANGED"]
+    await _link(w, changed, linker)
+    results = []
+    for key in keys:
+        results.extend(_group_results(groups[key], outcomes[key]))
+    return results
+
+
+def _group_results(copies: list[_Draft], outcome: UpsertOutcome) -> list[ItemResult]:
+    results = [ItemResult(copies[0].index, outcome.status, outcome.id)]
+    for previous, copy in zip(copies, copies[1:], strict=False):
+        same = previous.row.content_hash == copy.row.content_hash
+        results.append(ItemResult(copy.index, "UNCHANGED" if same else "UPDATED", outcome.id))
+    return results
+
+
+async def _link(
+    w: Writer, changed: list[tuple[_Draft, UpsertOutcome]], linker: Linker | None
+) -> None:
+    if not changed:
+        return
+    refs = [ref for draft, _ in changed for ref, _ in draft.entities]
+    ids = iter(await resolve_entities(w, refs)) if refs else iter(())
+    links: dict[tuple[int, int], LinkRow] = {}
+    for draft, outcome in changed:
+        found: dict[int, LinkRow] = {}
+        if linker is not None:
+            for mention in linker.link(*draft.text):
+                found[mention.entity_id] = LinkRow(
+                    outcome.id, mention.entity_id, mention.salience, mention.mention_count
+                )
+        for _, salience in draft.entities:
+            entity_id = next(ids)
+            seen = found.get(entity_id)
+            found[entity_id] = LinkRow(
+                outcome.id, entity_id, max(salience, seen.salience if seen else 0.0),
+                seen.mention_count if seen else 1,
+            )  # fmt: skip
+        links.update({(outcome.id, e): link for e, link in found.items()})
+    ordered = [links[k] for k in sorted(links)]
+    await replace_links(w, sorted(o.id for _, o in changed), ordered)
 
 
 async def load_catalogue(db: Database, entities: Sequence[Mapping[str, object]]) -> list[int]:
@@ -251,3 +482,9 @@ async def load_catalogue(db: Database, entities: Sequence[Mapping[str, object]])
         )
     async with db.transaction() as w:
         return await upsert_entities(w, rows)
+
+
+async def merge_catalogue_entities(db: Database, into: int, sources: Sequence[int]) -> bool:
+    """Merge `sources` into `into` (one transaction); False when an entity does not exist."""
+    async with db.transaction() as w:
+        return await merge_entities(w, into, sources)

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from graphql import build_schema as parse_sdl
 
-from service.graphql.contract import breaking_changes
 from service.graphql import export_sdl
+from service.graphql.contract import breaking_changes
 from service.resources import schema_dir
 
 

@@ -108,25 +108,25 @@ async def test_filters_narrow_by_source_language_section_and_date(
             title="en world jan",
             language="en",
             section="world",
-            publishedAt="2030-01-01T00:00:00Z",
+            publishedAt="2025-01-01T00:00:00Z",
             source=SOURCE,
         ),
         article_input(
             title="nb world feb",
             language="nb",
             section="world",
-            publishedAt="2030-02-01T00:00:00Z",
+            publishedAt="2025-02-01T00:00:00Z",
             source=SOURCE,
         ),
         article_input(
             title="en sport mar",
             language="en",
             section="sport",
-            publishedAt="2030-03-01T00:00:00Z",
+            publishedAt="2025-03-01T00:00:00Z",
             source=SOURCE,
         ),
         article_input(
-            title="elsewhere", language="en", section="world", publishedAt="2030-03-02T00:00:00Z"
+            title="elsewhere", language="en", section="world", publishedAt="2025-03-02T00:00:00Z"
         ),
     )
     mine = {"sources": [await _source_id(gql_write)]}
@@ -136,7 +136,7 @@ async def test_filters_narrow_by_source_language_section_and_date(
         "nb world feb",
         "en world jan",
     ]
-    window = {"publishedAfter": "2030-01-15T00:00:00Z", "publishedBefore": "2030-03-01T00:00:00Z"}
+    window = {"publishedAfter": "2025-01-15T00:00:00Z", "publishedBefore": "2025-03-01T00:00:00Z"}
     assert await _titles(gql_write, filter={**mine, **window}) == ["nb world feb"]
     assert await _titles(gql_write, filter=mine, orderBy="OLDEST") == [
         "en world jan",
@@ -153,12 +153,12 @@ async def test_entity_filter_finds_articles_mentioning_any_of_them(
         article_input(
             title="about a",
             entities=[{"name": "Entity Alpha", "kind": "OTHER"}],
-            publishedAt="2030-05-01T00:00:00Z",
+            publishedAt="2025-05-01T00:00:00Z",
         ),
         article_input(
             title="about b",
             entities=[{"name": "Entity Beta", "kind": "OTHER"}],
-            publishedAt="2030-05-02T00:00:00Z",
+            publishedAt="2025-05-02T00:00:00Z",
         ),
         article_input(
             title="about both",
@@ -166,7 +166,7 @@ async def test_entity_filter_finds_articles_mentioning_any_of_them(
                 {"name": "Entity Alpha", "kind": "OTHER"},
                 {"name": "Entity Beta", "kind": "OTHER"},
             ],
-            publishedAt="2030-05-03T00:00:00Z",
+            publishedAt="2025-05-03T00:00:00Z",
         ),
     )
     ids = await gql_write.data(
@@ -194,7 +194,7 @@ async def test_cursors_stay_valid_while_new_articles_arrive(
         write_db,
         *[
             article_input(
-                title=f"story {i}", publishedAt=f"2030-06-{i + 1:02d}T00:00:00Z", source=SOURCE
+                title=f"story {i}", publishedAt=f"2025-06-{i + 1:02d}T00:00:00Z", source=SOURCE
             )
             for i in range(5)
         ],
@@ -206,7 +206,7 @@ async def test_cursors_stay_valid_while_new_articles_arrive(
     assert conn["pageInfo"]["hasNextPage"] is True
     assert conn["pageInfo"]["hasPreviousPage"] is False
     await _ingest(
-        write_db, article_input(title="breaking", publishedAt="2030-07-01T00:00:00Z", source=SOURCE)
+        write_db, article_input(title="breaking", publishedAt="2025-07-01T00:00:00Z", source=SOURCE)
     )
     rest = await _titles(gql_write, filter=mine, first=100, after=conn["pageInfo"]["endCursor"])
     assert rest == ["story 2", "story 1", "story 0"]
@@ -259,19 +259,19 @@ async def test_relevance_ranks_best_matches_first_and_pages_by_rank(
             title="Solar power",
             summary="Nothing else here.",
             source=SOURCE,
-            publishedAt="2030-01-03T00:00:00Z",
+            publishedAt="2025-01-03T00:00:00Z",
         ),
         article_input(
             title="Solar solar power surges",
             summary="Solar farms and solar panels.",
             source=SOURCE,
-            publishedAt="2030-01-01T00:00:00Z",
+            publishedAt="2025-01-01T00:00:00Z",
         ),
         article_input(
             title="Wind power",
             summary="A mention of solar in passing.",
             source=SOURCE,
-            publishedAt="2030-01-02T00:00:00Z",
+            publishedAt="2025-01-02T00:00:00Z",
         ),
     )
     mine = {"sources": [await _source_id(gql_write)]}
@@ -321,13 +321,13 @@ async def test_entity_and_source_pages_list_their_articles_and_co_mentions(
     await _ingest(
         write_db,
         article_input(
-            title="one", entities=people[:2], source=SOURCE, publishedAt="2030-01-01T00:00:00Z"
+            title="one", entities=people[:2], source=SOURCE, publishedAt="2025-01-01T00:00:00Z"
         ),
         article_input(
-            title="two", entities=people[:2], source=SOURCE, publishedAt="2030-01-02T00:00:00Z"
+            title="two", entities=people[:2], source=SOURCE, publishedAt="2025-01-02T00:00:00Z"
         ),
         article_input(
-            title="three", entities=people, source=SOURCE, publishedAt="2030-01-03T00:00:00Z"
+            title="three", entities=people, source=SOURCE, publishedAt="2025-01-03T00:00:00Z"
         ),
     )
     data = await gql_write.data(

@@ -125,9 +125,9 @@ async def test_unknown_entities_are_created_and_links_replaced_on_update(
 async def test_a_new_date_moves_the_article_in_entity_feeds(write_db: Database) -> None:
     item = article_input(entities=[{"name": "Dated Thing", "kind": "OTHER", "salience": 0.5}])
     [result] = await ingest_batch(write_db, [item])
-    await ingest_batch(write_db, [dict(item, publishedAt="2031-06-01T00:00:00Z")])
+    await ingest_batch(write_db, [dict(item, publishedAt="2026-06-01T00:00:00Z")])
     link_time = await write_db.fetchval(
-        "SELECT published_at = '2031-06-01T00:00:00Z' FROM article_entities WHERE article_id = $1",
+        "SELECT published_at = '2026-06-01T00:00:00Z' FROM article_entities WHERE article_id = $1",
         result.article_id,
     )
     assert link_time is True

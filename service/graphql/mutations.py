@@ -1,0 +1,233 @@
+"""The Mutation root: bulk ingest and entity-catalogue management.
+
+`ArticleInput`'s fields are nullable plain types, so a missing title or a malformed date is
+reported for that item (REJECTED, with a path and code) by the ingest pipeline instead of
+failing the whole operation in GraphQL validation.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated, Any
+
+import strawberry
+
+from service.errors import BadInput, LimitExceeded
+from service.graphql.context import Info
+from service.graphql.types import Article, Entity, EntityKind
+from service.ids import decode_typed_id
+from service.ingest.pipeline import (
+    ItemResult,
+    ingest_batch,
+    load_catalogue,
+    merge_catalogue_entities,
+)
+
+__all__ = ["Mutation"]
+
+MAX_ENTITIES_PER_CALL = 1000
+
+
+@strawberry.input(description="The publisher of an ingested article.")
+class SourceInput:
+    domain: str | None = strawberry.field(
+        default=None, description="Its web domain; taken from the article URL when absent."
+    )
+    name: str | None = strawberry.field(default=None, description="Its name (first one wins).")
+    country: str | None = strawberry.field(default=None, description="ISO 3166-1 alpha-2 code.")
+
+
+@strawberry.input(description="The lead image of an ingested article.")
+class ImageInput:
+    url: str | None = strawberry.field(default=None, description="Address of the image.")
+    credit: str | None = strawberry.field(default=None, description="Photographer or agency.")
+    caption: str | None = strawberry.field(default=None, description="Caption.")
+    alt: str | None = strawberry.field(default=None, description="Alternative text.")
+    width: int | None = strawberry.field(default=None, description="Width in pixels.")
+    height: int | None = strawberry.field(default=None, description="Height in pixels.")
+
+
+@strawberry.input(description="An entity the partner tagged the article with.")
+class EntityRefInput:
+    name: str | None = strawberry.field(default=None, description="Its name (required).")
+    kind: str | None = strawberry.field(
+        default=None, description="PERSON, ORGANIZATION, PLACE, EVENT, PRODUCT or OTHER."
+    )
+    wikidata_id: str | None = strawberry.field(default=None, description="Its Wikidata id (Q…).")
+    salience: float | None = strawberry.field(
+        default=None, description="How central it is to the article, 0 to 1 (default 0.5)."
+    )
+
+
+@strawberry.input(description="An article to create or update; matched by its canonical URL.")
+class ArticleInput:
+    url: str | None = strawberry.field(default=None, description="Its URL (required).")
+    canonical_url: str | None = strawberry.field(
+        default=None, description="The page's rel=canonical URL, when known."
+    )
+    title: str | None = strawberry.field(default=None, description="The headline (required).")
+    summary: str | None = strawberry.field(
+        default=None, description="A short summary; HTML is reduced to text."
+    )
+    body: str | None = strawberry.field(
+        default=None, description="The full text, plain or HTML (reduced to text)."
+    )
+    authors: list[str] | None = strawberry.field(default=None, description="Author names.")
+    published_at: str | None = strawberry.field(
+        default=None,
+        description="RFC 3339 date-time with offset, or a date (00:00 UTC). "
+        "Absent: the ingest time, flagged as estimated.",
+    )
+    language: str | None = strawberry.field(
+        default=None, description="ISO 639-1 code; detected from the text when absent."
+    )
+    section: str | None = strawberry.field(default=None, description="The publisher's section.")
+    tags: list[str] | None = strawberry.field(default=None, description="The publisher's tags.")
+    source: SourceInput | None = strawberry.field(default=None, description="The publisher.")
+    image: ImageInput | None = strawberry.field(default=None, description="The lead image.")
+    external_id: str | None = strawberry.field(
+        default=None, description="The partner's own id for the article."
+    )
+    entities: list[EntityRefInput] | None = strawberry.field(
+        default=None, description="The partner's own entity tags, merged with what we link."
+    )
+
+
+@strawberry.enum(description="What ingest did with an item.")
+class IngestStatus(enum.Enum):
+    CREATED = strawberry.enum_value("CREATED", description="Stored as a new article.")
+    UPDATED = strawberry.enum_value("UPDATED", description="An existing article changed.")
+    UNCHANGED = strawberry.enum_value("UNCHANGED", description="Same as stored; nothing written.")
+    REJECTED = strawberry.enum_value("REJECTED", description="Not stored; see `errors`.")
+
+
+@strawberry.type(description="Why an item was rejected.")
+class IngestError:
+    path: str = strawberry.field(description="The offending field, e.g. articles[3].publishedAt.")
+    code: str = strawberry.field(description="A stable code: BAD_INPUT or LIMIT_EXCEEDED.")
+    message: str = strawberry.field(description="What is wrong, for a person.")
+
+
+@strawberry.type(description="The outcome of one ingested item, in input order.")
+class IngestResult:
+    index: int = strawberry.field(description="The item's position in the input, from 0.")
+    status: IngestStatus = strawberry.field(description="What happened to it.")
+    errors: list[IngestError] = strawberry.field(description="Why it was rejected (else empty).")
+    article_id: strawberry.Private[int | None]
+
+    @strawberry.field(description="The stored article (null when rejected).")
+    async def article(self, info: Info) -> Article | None:
+        if self.article_id is None:
+            return None
+        record = await info.context.loaders.article.load(self.article_id)
+        return Article.from_record(record) if record else None
+
+
+@strawberry.input(
+    description="A catalogue entity to create or update (matched by Wikidata id, then name)."
+)
+class EntityInput:
+    name: str = strawberry.field(description="The preferred name.")
+    kind: EntityKind = strawberry.field(description="What kind of thing it is.")
+    aliases: list[str] | None = strawberry.field(
+        default=None,
+        description="Other names (short forms, other languages); added, never removed.",
+    )
+    wikidata_id: str | None = strawberry.field(default=None, description="Its Wikidata id (Q…).")
+    description: str | None = strawberry.field(default=None, description="A short description.")
+
+
+def _plain(value: Any) -> Any:
+    """A strawberry input as the JSON-shaped dict the pipeline reads (camelCase keys)."""
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, enum.Enum):
+        return value.name
+    if hasattr(value, "__strawberry_definition__"):
+        result = {}
+        for field in value.__strawberry_definition__.fields:
+            item = getattr(value, field.python_name)
+            if item is not None:
+                result[field.graphql_name or _camel(field.python_name)] = _plain(item)
+        return result
+    return value
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def _result(result: ItemResult) -> IngestResult:
+    return IngestResult(
+        index=result.index,
+        status=IngestStatus[result.status],
+        errors=[IngestError(path=e.path, code=e.code, message=e.message) for e in result.errors],
+        article_id=result.article_id,
+    )
+
+
+@strawberry.type(description="Write articles and manage the entity catalogue.")
+class Mutation:
+    @strawberry.mutation(
+        description="Create or update articles, idempotently: one result per input, in order. "
+        "At most 1,000 per call (use POST /v1/ingest for streams)."
+    )
+    async def ingest_articles(
+        self,
+        info: Info,
+        articles: Annotated[list[ArticleInput], strawberry.argument(description="The articles.")],
+    ) -> list[IngestResult]:
+        limit = info.context.settings.ingest_max_items
+        if len(articles) > limit:
+            raise LimitExceeded(
+                f"`articles` takes at most {limit} items per call, got {len(articles)}; "
+                "split the batch or stream it to POST /v1/ingest"
+            )
+        linker = await info.context.linker()
+        results = await ingest_batch(info.context.db, [_plain(a) for a in articles], linker=linker)
+        return [_result(r) for r in results]
+
+    @strawberry.mutation(
+        description="Create or update catalogue entities; the entities, in input order."
+    )
+    async def upsert_entities(
+        self,
+        info: Info,
+        entities: Annotated[list[EntityInput], strawberry.argument(description="The entities.")],
+    ) -> list[Entity]:
+        if len(entities) > MAX_ENTITIES_PER_CALL:
+            raise LimitExceeded(f"`entities` takes at most {MAX_ENTITIES_PER_CALL} items per call")
+        items = []
+        for i, entity in enumerate(entities):
+            if not entity.name.strip():
+                raise BadInput(f"entities[{i}].name must not be empty")
+            items.append(_plain(entity))
+        ids = await load_catalogue(info.context.db, items)
+        info.context.catalogue_changed()
+        records = await info.context.loaders.entity.load_many(ids)
+        return [Entity.from_record(r) for r in records if r is not None]
+
+    @strawberry.mutation(
+        description="Merge entities into one: their mentions and aliases move to `into`, and "
+        "their ids and slugs keep resolving to it. Returns the merged entity."
+    )
+    async def merge_entities(
+        self,
+        info: Info,
+        into: Annotated[strawberry.ID, strawberry.argument(description="The entity that stays.")],
+        from_: Annotated[
+            list[strawberry.ID],
+            strawberry.argument(name="from", description="The entities merged into it."),
+        ],
+    ) -> Entity:
+        target = decode_typed_id(into, "Entity")
+        sources = [decode_typed_id(value, "Entity") for value in from_]
+        if not sources:
+            raise BadInput("`from` must name at least one entity")
+        if not await merge_catalogue_entities(info.context.db, target, sources):
+            raise BadInput("`into` and every `from` must be existing entities")
+        info.context.catalogue_changed()
+        record = await info.context.loaders.entity.load(target)
+        assert record is not None
+        return Entity.from_record(record)
