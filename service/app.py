@@ -7,6 +7,7 @@ the environment; tests pass settings and an open `Database`.
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import AsyncIterator
 from typing import Any, TypedDict
 
@@ -19,6 +20,8 @@ from service.db.pool import Database, open_database
 from service.graphql import Context, build_schema, make_context
 from service.ingest.catalogue import LinkerCache
 from service.rest.health import healthz, readyz
+from service.rest.ingest import ingest_ndjson
+from service.rest.openapi import openapi
 
 __all__ = ["create_app"]
 
@@ -68,6 +71,10 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     return Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
+            # The ingest stream has no total size limit, only a per-line one; a route's
+            # max_body_size replaces the app's for that route (also upwards).
+            Route("/v1/ingest", ingest_ndjson, methods=["POST"], max_body_size=sys.maxsize),
+            Route("/openapi.json", openapi, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
         ],

@@ -1,4 +1,4 @@
-"""The `newsgraph` command: serve, migrate, export-schema."""
+"""The `newsgraph` command: serve, migrate, ingest, export-schema."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from service.db import migrate
 from service.db.embedded import EmbeddedPostgres, EmbeddedPostgresError
 from service.db.pool import open_database
 from service.graphql import export_sdl
+from service.ingest_cli import add_ingest_parser
 
 __all__ = ["main"]
 
@@ -129,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     migrate_cmd = commands.add_parser("migrate", help="upgrade the database schema")
     migrate_cmd.add_argument("revision", nargs="?", default="head", help="target (default head)")
     migrate_cmd.set_defaults(handler=cmd_migrate)
+    add_ingest_parser(commands)
     export = commands.add_parser("export-schema", help="print the GraphQL SDL")
     export.add_argument("--output", "-o", help="write to this file instead of stdout")
     export.set_defaults(handler=cmd_export_schema)

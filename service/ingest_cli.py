@@ -31,7 +31,6 @@ import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
-from functools import partial
 from typing import IO, Final
 
 import asyncpg
@@ -41,8 +40,8 @@ from tqdm import tqdm
 from service.config import Settings
 from service.db.pool import open_database
 from service.errors import ServiceUnavailable
-from service.ingest.pipeline import ingest_batch
-from service.rest.ingest import LineResult, ingest_lines, result_line
+from service.ingest.catalogue import LinkerCache
+from service.ingest.stream import LineResult, ingest_lines, pipeline_store, result_line
 
 __all__ = ["add_ingest_parser", "cmd_ingest"]
 
@@ -167,7 +166,7 @@ async def _ingest(
             log.error("cannot connect to the database: %s", exc)
             return EXIT_USAGE
         lines = ingest_lines(
-            partial(ingest_batch, db),
+            pipeline_store(db, LinkerCache()),
             _chunks(source, progress),
             batch_size=batch_size,
             max_line_bytes=settings.ingest_max_line_bytes,

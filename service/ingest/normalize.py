@@ -12,7 +12,7 @@ import re
 import unicodedata
 from datetime import UTC, date, datetime, time
 from typing import Final
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from service.errors import BadInput
 
@@ -25,6 +25,7 @@ TRACKING_PARAMS: Final = frozenset(
 )  # fmt: skip
 TRACKING_PREFIXES: Final = ("utm_", "at_", "pk_", "mtm_")
 MAX_URL_LENGTH: Final = 2048
+_PATH_SAFE: Final = "/:@!$&'()*+,;=-._~%"
 
 
 def canonicalize_url(url: str) -> str:
@@ -33,16 +34,24 @@ def canonicalize_url(url: str) -> str:
     if len(text) > MAX_URL_LENGTH:
         raise BadInput(f"URL is longer than {MAX_URL_LENGTH} characters")
     try:
-        parts = urlsplit(text)
-        port = parts.port
-    except ValueError as exc:
+        return _canonical(text)
+    except ValueError as exc:  # urllib's own complaints, and UnicodeError (a subclass)
         raise BadInput(f"not a valid URL: {exc}") from None
+
+
+def _canonical(text: str) -> str:
+    parts = urlsplit(text)
+    port = parts.port
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").rstrip(".")
     if scheme not in DEFAULT_PORTS or not host:
         raise BadInput("not an absolute http(s) URL")
+    if ":" in host:  # IPv6 literals keep their brackets
+        host = f"[{host}]"
     netloc = host if port in (None, DEFAULT_PORTS[scheme]) else f"{host}:{port}"
-    path = re.sub(r"/{2,}", "/", parts.path or "/")
+    # Characters a browser would escape are escaped (once), so a URL and its canonical form
+    # canonicalise alike.
+    path = quote(re.sub(r"/{2,}", "/", parts.path or "/"), safe=_PATH_SAFE)
     if len(path) > 1:
         path = path.rstrip("/") or "/"
     query = [
@@ -66,10 +75,9 @@ def parse_published_at(value: str) -> datetime:
     ):
         raise BadInput("not an RFC 3339 date-time with a time-zone offset")
     try:
-        parsed = datetime.fromisoformat(text.replace("z", "Z"))
-    except ValueError:
+        return datetime.fromisoformat(text.replace("z", "Z")).astimezone(UTC)
+    except (ValueError, OverflowError):
         raise BadInput("not an RFC 3339 date-time with a time-zone offset") from None
-    return parsed.astimezone(UTC)
 
 
 _SLUG_FOLD: Final = str.maketrans(

@@ -12,6 +12,7 @@ or serialisation failure is retried anyway.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -40,7 +41,7 @@ from service.db.writes import (
 )
 from service.errors import BadInput
 from service.ingest.language import detect_language
-from service.ingest.linking import Linker
+from service.ingest.linking import Linker, Mention
 from service.ingest.normalize import canonicalize_url, content_hash, parse_published_at, slugify
 from service.ingest.text import BODY_MAX, SUMMARY_MAX, TITLE_MAX, plain_text
 
@@ -91,6 +92,7 @@ class _Draft:
     urls: tuple[str, ...]
     text: tuple[str, str | None, str | None]  # title, summary, body, for entity linking
     entities: list[tuple[EntityRef, float]] = field(default_factory=list)
+    mentions: list[Mention] = field(default_factory=list)  # found in the text by the linker
 
 
 class _Problems:
@@ -101,6 +103,13 @@ class _Problems:
     def add(self, name: str, message: str, code: str = "BAD_INPUT") -> None:
         path = f"{self.prefix}.{name}" if name else self.prefix
         self.errors.append(ItemError(path, code, message))
+
+    def nested(self, name: str) -> _Problems:
+        """Problems of a nested object (paths like articles[2].source.domain), shared."""
+        child = _Problems(0)
+        child.prefix = f"{self.prefix}.{name}"
+        child.errors = self.errors
+        return child
 
 
 def _string(
@@ -210,8 +219,7 @@ def _image(item: Mapping[str, object], problems: _Problems) -> dict[str, object]
     image = _mapping(item, "image", problems)
     if not image:
         return {}
-    sub = _Problems(0)
-    sub.prefix = f"{problems.prefix}.image"
+    sub = problems.nested("image")
     url = _url(_string(image, "url", sub, required=True, max_chars=2048), "url", sub)
     sizes: dict[str, int | None] = {}
     for key in ("width", "height"):
@@ -230,7 +238,6 @@ def _image(item: Mapping[str, object], problems: _Problems) -> dict[str, object]
         "image_width": sizes["width"],
         "image_height": sizes["height"],
     }
-    problems.errors.extend(sub.errors)
     return fields
 
 
@@ -250,7 +257,7 @@ def _entities(item: Mapping[str, object], problems: _Problems) -> list[tuple[Ent
         if not isinstance(entity, Mapping):
             problems.add(path, "must be an object")
             continue
-        name = _string(entity, "name", problems, required=True)
+        name = _string(entity, "name", problems.nested(path), required=True)
         kind = entity.get("kind") or "OTHER"
         if not isinstance(kind, str) or kind.upper() not in ENTITY_KINDS:
             problems.add(f"{path}.kind", f"must be one of {', '.join(sorted(ENTITY_KINDS))}")
@@ -292,9 +299,10 @@ def prepare(index: int, item: object, now: datetime) -> _Draft | list[ItemError]
     body = _text(item, "body", problems, BODY_MAX, paragraphs=True)
     published_at, estimated = _published_at(item, problems, now)
     source = _mapping(item, "source", problems)
-    domain = (_string(source, "domain", problems) or urlsplit(url or "").hostname or "").lower()
+    in_source = problems.nested("source")
+    domain = (_string(source, "domain", in_source) or urlsplit(url or "").hostname or "").lower()
     domain = domain.removeprefix("www.")
-    country = _string(source, "country", problems)
+    country = _string(source, "country", in_source)
     if country is not None and not (len(country) == 2 and country.isascii() and country.isalpha()):
         problems.add("source.country", "must be an ISO 3166-1 alpha-2 code like NO")
     language = _string(item, "language", problems, max_chars=35)
@@ -320,7 +328,7 @@ def prepare(index: int, item: object, now: datetime) -> _Draft | list[ItemError]
                           sorted(image.items()), names, external_id)  # fmt: skip
     return _Draft(
         index=index,
-        source=SourceRow(domain=domain, name=_string(source, "name", problems) or domain,
+        source=SourceRow(domain=domain, name=_string(source, "name", in_source) or domain,
                          country=country.upper() if country else None),
         row=ArticleRow(
             source_id=0, url=url, canonical_url=canonical, title=title, published_at=published_at,
@@ -338,6 +346,18 @@ async def ingest_batch(
     db: Database, items: Sequence[object], *, linker: Linker | None = None
 ) -> list[ItemResult]:
     """Validate, normalise and store `items`; one result per item, in input order."""
+    # Validation, HTML reduction, language detection and linking are CPU work: a thread keeps
+    # them off the event loop, so reads are not stalled behind a large batch.
+    results, drafts = await asyncio.to_thread(_prepare_all, items, linker)
+    if drafts:
+        for result in await _store(db, drafts):
+            results[result.index] = result
+    return [r for r in results if r is not None]
+
+
+def _prepare_all(
+    items: Sequence[object], linker: Linker | None
+) -> tuple[list[ItemResult | None], list[_Draft]]:
     now = datetime.now(UTC)
     results: list[ItemResult | None] = [None] * len(items)
     drafts: list[_Draft] = []
@@ -345,22 +365,21 @@ async def ingest_batch(
         prepared = prepare(index, item, now)
         if isinstance(prepared, list):
             results[index] = ItemResult(index, "REJECTED", errors=tuple(prepared))
-        else:
-            drafts.append(prepared)
-    if drafts:
-        for result in await _store(db, drafts, linker):
-            results[result.index] = result
-    return [r for r in results if r is not None]
+            continue
+        if linker is not None:
+            prepared.mentions = linker.link(*prepared.text)
+        drafts.append(prepared)
+    return results, drafts
 
 
-async def _store(db: Database, drafts: list[_Draft], linker: Linker | None) -> list[ItemResult]:
+async def _store(db: Database, drafts: list[_Draft]) -> list[ItemResult]:
     try:
-        return await _with_retries(db, drafts, linker)
+        return await _with_retries(db, drafts)
     except asyncpg.PostgresError as exc:
         if isinstance(exc, asyncpg.exceptions.InterfaceError) or len(drafts) == 1:
             if len(drafts) == 1 and _is_data_error(exc):
                 log.warning("ingest item refused by the database: %s", exc)
-                message = f"could not be stored: {type(exc).__name__}"
+                message = _refusal(exc)
                 return [
                     ItemResult(
                         drafts[0].index,
@@ -374,8 +393,14 @@ async def _store(db: Database, drafts: list[_Draft], linker: Linker | None) -> l
     # One item poisons the batch: store each alone, so only that one is rejected.
     results = []
     for draft in drafts:
-        results.extend(await _store(db, [draft], linker))
+        results.extend(await _store(db, [draft]))
     return results
+
+
+def _refusal(exc: asyncpg.PostgresError) -> str:
+    if getattr(exc, "constraint_name", None) == "articles_external_id_idx":
+        return "externalId is already used by another article of this source"
+    return f"could not be stored ({type(exc).__name__})"
 
 
 def _is_data_error(exc: asyncpg.PostgresError) -> bool:
@@ -383,13 +408,11 @@ def _is_data_error(exc: asyncpg.PostgresError) -> bool:
     return state.startswith(("22", "23"))  # data exception, integrity constraint violation
 
 
-async def _with_retries(
-    db: Database, drafts: list[_Draft], linker: Linker | None
-) -> list[ItemResult]:
+async def _with_retries(db: Database, drafts: list[_Draft]) -> list[ItemResult]:
     for attempt in range(RETRIES):
         try:
             async with db.transaction() as w:
-                return await _write(w, drafts, linker)
+                return await _write(w, drafts)
         except _RETRYABLE:
             if attempt == RETRIES - 1:
                 raise
@@ -397,7 +420,7 @@ async def _with_retries(
     raise AssertionError("unreachable")
 
 
-async def _write(w: Writer, drafts: list[_Draft], linker: Linker | None) -> list[ItemResult]:
+async def _write(w: Writer, drafts: list[_Draft]) -> list[ItemResult]:
     source_ids = await upsert_sources(w, sorted((d.source for d in drafts), key=lambda s: s.domain))
     # An item whose URL or canonical URL was seen before is that earlier article.
     known = await known_canonical_urls(
@@ -419,7 +442,7 @@ async def _write(w: Writer, drafts: list[_Draft], linker: Linker | None) -> list
         w, [(u, outcomes[k].id) for k in keys for d in groups[k] for u in (k, *d.urls)]
     )
     changed = [(groups[k][-1], outcomes[k]) for k in keys if outcomes[k].status != "UNCHANGED"]
-    await _link(w, changed, linker)
+    await _link(w, changed)
     results = []
     for key in keys:
         results.extend(_group_results(groups[key], outcomes[key]))
@@ -428,15 +451,13 @@ async def _write(w: Writer, drafts: list[_Draft], linker: Linker | None) -> list
 
 def _group_results(copies: list[_Draft], outcome: UpsertOutcome) -> list[ItemResult]:
     results = [ItemResult(copies[0].index, outcome.status, outcome.id)]
-    for previous, copy in zip(copies, copies[1:], strict=False):
+    for previous, copy in itertools.pairwise(copies):
         same = previous.row.content_hash == copy.row.content_hash
         results.append(ItemResult(copy.index, "UNCHANGED" if same else "UPDATED", outcome.id))
     return results
 
 
-async def _link(
-    w: Writer, changed: list[tuple[_Draft, UpsertOutcome]], linker: Linker | None
-) -> None:
+async def _link(w: Writer, changed: list[tuple[_Draft, UpsertOutcome]]) -> None:
     if not changed:
         return
     refs = [ref for draft, _ in changed for ref, _ in draft.entities]
@@ -444,11 +465,10 @@ async def _link(
     links: dict[tuple[int, int], LinkRow] = {}
     for draft, outcome in changed:
         found: dict[int, LinkRow] = {}
-        if linker is not None:
-            for mention in linker.link(*draft.text):
-                found[mention.entity_id] = LinkRow(
-                    outcome.id, mention.entity_id, mention.salience, mention.mention_count
-                )
+        for mention in draft.mentions:
+            found[mention.entity_id] = LinkRow(
+                outcome.id, mention.entity_id, mention.salience, mention.mention_count
+            )
         for _, salience in draft.entities:
             entity_id = next(ids)
             seen = found.get(entity_id)

@@ -13,7 +13,10 @@ FROM article_entities
 WHERE article_id = ANY($1::bigint[])
 ORDER BY article_id, salience DESC, entity_id
 ;
-SELECT e.id, e.kind, e.name, e.slug, e.wikidata_id, e.description, e.article_count FROM entities e WHERE e.id = ANY($1::bigint[])
+SELECT k.id AS key, e.id, e.kind, e.name, e.slug, e.wikidata_id, e.description, e.article_count
+FROM unnest($1::bigint[]) AS k(id)
+JOIN entities e
+  ON e.id = coalesce((SELECT r.entity_id FROM entity_redirects r WHERE r.old_id = k.id), k.id)
 ;
 SELECT parent.id AS parent_id, page.* FROM unnest($1::bigint[]) AS parent(id) CROSS JOIN LATERAL (SELECT 
     a.id, a.source_id, a.url, a.canonical_url, a.external_id, a.title, a.summary, a.authors,

@@ -3,12 +3,19 @@ FROM article_entities
 WHERE article_id = ANY($1::bigint[])
 ORDER BY article_id, salience DESC, entity_id
 ;
-SELECT e.id, e.kind, e.name, e.slug, e.wikidata_id, e.description, e.article_count FROM entities e WHERE e.id = ANY($1::bigint[])
-;
-SELECT e.id, e.kind, e.name, e.slug, e.wikidata_id, e.description, e.article_count FROM entities e WHERE e.slug = $1
+SELECT e.id, e.kind, e.name, e.slug, e.wikidata_id, e.description, e.article_count FROM entities e
+WHERE e.slug = $1
+   OR e.id = (SELECT r.entity_id FROM entity_redirects r WHERE r.old_slug = $1)
+ORDER BY e.slug = $1 DESC
+LIMIT 1
 ;
 SELECT entity_id, alias FROM entity_aliases WHERE entity_id = ANY($1::bigint[])
 ORDER BY entity_id, alias
+;
+SELECT k.id AS key, e.id, e.kind, e.name, e.slug, e.wikidata_id, e.description, e.article_count
+FROM unnest($1::bigint[]) AS k(id)
+JOIN entities e
+  ON e.id = coalesce((SELECT r.entity_id FROM entity_redirects r WHERE r.old_id = k.id), k.id)
 ;
 SELECT parent.id AS entity_id, co.other_id, co.count
 FROM unnest($1::bigint[]) AS parent(id)

@@ -11,6 +11,9 @@ FROM article_entities
 WHERE article_id = ANY($1::bigint[])
 ORDER BY article_id, salience DESC, entity_id
 ;
-SELECT e.id, e.kind, e.name, e.slug, e.wikidata_id, e.description, e.article_count FROM entities e WHERE e.id = ANY($1::bigint[])
+SELECT k.id AS key, e.id, e.kind, e.name, e.slug, e.wikidata_id, e.description, e.article_count
+FROM unnest($1::bigint[]) AS k(id)
+JOIN entities e
+  ON e.id = coalesce((SELECT r.entity_id FROM entity_redirects r WHERE r.old_id = k.id), k.id)
 ;
 SELECT s.id, s.domain, s.name, s.country, s.language, s.article_count FROM sources s WHERE s.id = ANY($1::bigint[])
