@@ -61,11 +61,14 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         # One entity linker per process, rebuilt in the background when the catalogue changes.
         catalogue = LinkerCache()
-        if database is not None:
-            yield {"db": database, "settings": settings, "catalogue": catalogue}
-            return
-        async with open_database(settings) as db:
-            yield {"db": db, "settings": settings, "catalogue": catalogue}
+        try:
+            if database is not None:
+                yield {"db": database, "settings": settings, "catalogue": catalogue}
+                return
+            async with open_database(settings) as db:
+                yield {"db": db, "settings": settings, "catalogue": catalogue}
+        finally:
+            await catalogue.close()
 
     graphql = GraphQLView(settings)
     return Starlette(

@@ -165,8 +165,10 @@ async def _ingest(
         except (OSError, asyncpg.PostgresError) as exc:
             log.error("cannot connect to the database: %s", exc)
             return EXIT_USAGE
+        catalogue = LinkerCache()
+        stack.push_async_callback(catalogue.close)
         lines = ingest_lines(
-            pipeline_store(db, LinkerCache()),
+            pipeline_store(db, catalogue),
             _chunks(source, progress),
             batch_size=batch_size,
             max_line_bytes=settings.ingest_max_line_bytes,

@@ -122,9 +122,11 @@ def gql(settings: Settings, db: Database) -> GraphQLRunner:
     return GraphQLRunner(settings, db)
 
 
-@pytest.fixture
-def gql_write(settings: Settings, write_db: Database) -> GraphQLRunner:
-    return GraphQLRunner(settings, write_db, LinkerCache())
+@pytest_asyncio.fixture
+async def gql_write(settings: Settings, write_db: Database) -> AsyncIterator[GraphQLRunner]:
+    catalogue = LinkerCache()
+    yield GraphQLRunner(settings, write_db, catalogue)
+    await catalogue.close()
 
 
 @pytest_asyncio.fixture

@@ -69,7 +69,10 @@ __all__ = ["Linker", "Mention", "Surface", "fold"]
 
 @dataclass(frozen=True, slots=True)
 class Surface:
-    """A name or alias of a catalogue entity (`popularity`: its article count)."""
+    """A name or alias of a catalogue entity (`popularity`: its article count).
+
+    `kind` travels with the surface for callers; the linking rules do not use it.
+    """
 
     entity_id: int
     text: str
