@@ -51,6 +51,10 @@ from service.ingest.normalize import slugify
 
 DESCRIPTION: Final = "Fill a Newsgraph database with realistic synthetic news data."
 TABLES: Final = ("sources", "articles", "entities", "entity_aliases", "article_entities")
+# Tables of later migrations, filled when the schema has them.
+OPTIONAL_TABLES: Final = ("article_urls", "entity_redirects")
+# Primary keys whose rows arrive in random key order: dropped and rebuilt like unique keys.
+REBUILT_PRIMARY_KEYS: Final = frozenset({"article_urls_pkey"})
 COUNT_TRIGGERS: Final = (
     ("articles", "articles_count_added"),
     ("articles", "articles_count_removed"),
@@ -69,17 +73,27 @@ ARTICLE_COLUMNS: Final = (
     "updated_at", "ingested_at", "content_hash",
 )  # fmt: skip
 LINK_COLUMNS: Final = ("article_id", "entity_id", "salience", "mention_count", "published_at")
+URL_COLUMNS: Final = ("url", "article_id")
+REDIRECT_COLUMNS: Final = ("old_id", "old_slug", "entity_id", "merged_at")
+REDIRECT_SHARE: Final = 0.003
 
 SPAN_DAYS: Final = 3 * 365
 NORWEGIAN_SHARE: Final = 0.15
 
 Row = tuple[object, ...]
 
+
+def _words(text: str) -> tuple[str, ...]:
+    """Whitespace-separated words; an underscore joins the words of one item (New_York)."""
+    return tuple(word.replace("_", " ") for word in text.split())
+
+
 # --------------------------------------------------------------------------------------------
 # Word lists
 # --------------------------------------------------------------------------------------------
 
-FIRST_NAMES: Final = """
+FIRST_NAMES: Final = _words(
+    """
 James Mary John Patricia Robert Jennifer Michael Linda David Elizabeth William Barbara Richard
 Susan Joseph Jessica Thomas Sarah Charles Karen Christopher Lisa Daniel Nancy Matthew Betty
 Anthony Sandra Mark Margaret Donald Ashley Steven Kimberly Andrew Emily Paul Donna Joshua
@@ -102,18 +116,22 @@ Luca Alessandra Giovanni Pierre Camille Jean-Luc Amélie François Céline Hans 
 Ursula Jürgen Heike Lukas Leonie Stefan Katrin Olga Ivan Natalia Dmitri Svetlana Sergei Irina
 Andrzej Agnieszka Piotr Katarzyna Tomasz Zoë Siobhán Seán Niamh Chidi Amara Kwame Ama Tunde
 Ngozi Thabo Zanele
-""".split()
+"""
+)
 
-NORDIC_FIRST_NAMES: Final = """
+NORDIC_FIRST_NAMES: Final = _words(
+    """
 Jonas Erna Jens Siv Trygve Kari Ola Ingrid Lars Astrid Knut Sigrid Bjørn Solveig Per Marit
 Nils Liv Arne Hilde Terje Randi Geir Tone Svein Berit Øystein Åse Håkon Ragnhild Espen Gro
 Magnus Nora Sindre Ida Eirik Thea Henrik Tiril Torbjørn Synnøve Vegard Maren Audun Karianne
 Jan Anniken Erik Hadia Trond Marte Kjetil Ellen Rune Gunhild Ståle Signe Øyvind Mette Anders
 Kristin Martin Silje Sverre Hege Aksel Linn Emil Vilde Sondre Frøya Mathias Jenny Tobias Oda
 Sander Malin Jørgen Guro Eskil Live Halvor Ragna Bård Torill Petter Unni Fredrik Ingvild
-""".split()
+"""
+)
 
-LAST_NAMES: Final = """
+LAST_NAMES: Final = _words(
+    """
 Smith Johnson Williams Brown Jones Garcia Miller Davis Rodriguez Martinez Hernandez Lopez
 Gonzalez Wilson Anderson Thomas Taylor Moore Jackson Martin Lee Perez Thompson White Harris
 Sanchez Clark Ramirez Lewis Robinson Walker Young Allen King Wright Scott Torres Nguyen Hill
@@ -139,11 +157,13 @@ Ivanov Smirnov Kuznetsov Popov Sokolov Petrov Novak Horvat Kovačević Yilmaz Ka
 Çelik Tanaka Suzuki Takahashi Watanabe Yamamoto Nakamura Kobayashi Wang Zhang Liu Yang Huang
 Zhao Wu Zhou Xu Sun Singh Kumar Sharma Gupta Mehta Reddy Iyer Khan Ahmed Hussain Rahman Okafor
 Okonkwo Mensah Boateng Adeyemi Nkosi Dlamini O'Brien O'Connor Byrne Doyle Gallagher Walsh
-McCarthy Kavanagh Ó Súilleabháin Papadopoulos Georgiou Nielsen Jensen Pedersen Larsen
+McCarthy Kavanagh Ó_Súilleabháin Papadopoulos Georgiou Nielsen Jensen Pedersen Larsen
 Sørensen Rasmussen Johansson Andersson Karlsson Lindqvist Virtanen Korhonen Mäkinen
-""".split()
+"""
+)
 
-NORDIC_LAST_NAMES: Final = """
+NORDIC_LAST_NAMES: Final = _words(
+    """
 Hansen Johansen Olsen Larsen Andersen Pedersen Nilsen Kristiansen Jensen Karlsen Johnsen
 Pettersen Eriksen Berg Haugen Hagen Johannessen Andreassen Jacobsen Dahl Jørgensen Halvorsen
 Henriksen Lund Sørensen Jakobsen Moen Gundersen Iversen Strand Solberg Svendsen Eide
@@ -155,19 +175,24 @@ Thorsen Edvardsen Birkeland Isaksen Gulbrandsen Ruud Aasen Strøm Støre Stolten
 Vedum Brundtland Frydenlund Bondevik Tajik Huitfeldt Listhaug Skjelbred Haaland Ødegaard
 Bjørndalen Warholm Ingebrigtsen Jakobsen Grøvdal Lysgaard Sunde Wold Dahle Fjeld Bråten
 Nordli Tveit Løken Vatne Aune Brekke Kvam Sandberg Ås Tangen Rød Sunde
-""".split()
+"""
+)
 
-BRAND_SYLLABLES: Final = """
+BRAND_SYLLABLES: Final = _words(
+    """
 ka lo ven tri mar zen qua dor bel ix ra ton vi sa nor el lu mi pex dra go fi ne stra bo lin
 tek vo ar is cor da ly na sol ter gen om ax ro ki ze tal mo vex ha ri ul sen tho
-""".split()
+"""
+)
 
-ORG_INDUSTRIES: Final = """
+ORG_INDUSTRIES: Final = _words(
+    """
 Energy Bank Holdings Group Capital Pharmaceuticals Motors Airlines Telecom Media Foods
 Logistics Shipping Insurance Systems Technologies Robotics Mining Steel Chemicals Partners
 Biotech Solar Wind Hydro Oil Gas Semiconductors Software Networks Labs Ventures Retail
 Brewery Seafood Aquaculture Construction Properties Airways Rail Health Security Analytics
-""".split()
+"""
+)
 
 ORG_SUFFIXES: Final = ("Inc.", "Ltd", "ASA", "AS", "plc", "GmbH", "SA", "Corp.", "AB", "NV")
 
@@ -194,19 +219,24 @@ ORG_BODIES: Final = (
     "Cathedral",
 )
 
-ORG_AGENCIES: Final = """
+ORG_AGENCIES: Final = _words(
+    """
 Environment Energy Health Competition Maritime Aviation Road Railway Food Data Tax Customs
 Consumer Financial Statistics Water Nuclear Defence Research Culture Education Immigration
-""".split()
+"""
+)
 
 ORG_AGENCY_KINDS: Final = ("Agency", "Authority", "Directorate", "Institute", "Council", "Office")
 
-PARTY_WORDS: Final = """
+PARTY_WORDS: Final = _words(
+    """
 Labour Conservative Liberal Progress Green Centre Socialist Democratic Christian People's
 Workers' Unity Freedom Reform National Alliance Farmers' Pirate Red Popular
-""".split()
+"""
+)
 
-REAL_PLACES: Final = """
+REAL_PLACES: Final = _words(
+    """
 Oslo Bergen Trondheim Stavanger Tromsø Kristiansand Drammen Fredrikstad Bodø Ålesund
 Lillehammer Hammerfest Alta Narvik Molde Haugesund Tønsberg Sandefjord Arendal Hamar
 Gjøvik Harstad Svalbard Finnmark Nordland Rogaland Vestland Viken Innlandet Agder Trøndelag
@@ -216,44 +246,55 @@ Marseille Berlin Munich Hamburg Frankfurt Cologne Vienna Zurich Geneva Brussels 
 Rotterdam Madrid Barcelona Lisbon Porto Rome Milan Naples Athens Warsaw Krakow Prague
 Budapest Bucharest Sofia Belgrade Zagreb Kyiv Kharkiv Odesa Moscow Minsk Vilnius Riga
 Tallinn Istanbul Ankara Jerusalem Gaza Beirut Damascus Baghdad Tehran Riyadh Dubai Doha
-Cairo Lagos Nairobi Accra Johannesburg Kinshasa Addis Khartoum Tripoli Tunis Algiers
-Beijing Shanghai Hong Kong Taipei Tokyo Osaka Seoul Pyongyang Manila Jakarta Bangkok Hanoi
-Singapore Delhi Mumbai Karachi Dhaka Kabul Sydney Melbourne Auckland Washington New York
+Cairo Lagos Nairobi Accra Johannesburg Kinshasa Addis_Ababa Khartoum Tripoli Tunis Algiers
+Beijing Shanghai Hong_Kong Taipei Tokyo Osaka Seoul Pyongyang Manila Jakarta Bangkok Hanoi
+Singapore Delhi Mumbai Karachi Dhaka Kabul Sydney Melbourne Auckland Washington New_York
 Chicago Houston Phoenix Boston Seattle Atlanta Miami Denver Detroit Ottawa Toronto Montreal
-Vancouver Mexico Bogotá Lima Santiago Caracas Havana Brasília Rio Buenos Aires
+Vancouver Mexico_City Bogotá Lima Santiago Caracas Havana Brasília Rio_de_Janeiro Buenos_Aires
 Ukraine Russia China India Japan Germany France Italy Spain Poland Brazil Canada Australia
 Israel Iran Iraq Syria Turkey Egypt Nigeria Kenya Ethiopia Sudan Venezuela Argentina
 Greenland Europe Africa Asia Arctic Antarctica Balkans Baltic Caribbean Sahel Scandinavia
-""".split()
+"""
+)
 
-TOWN_PREFIXES: Final = """
+TOWN_PREFIXES: Final = _words(
+    """
 Ash Brook Clay Deer Elm Fair Glen Green Hazel Holm Iron Kings Lake Lin Maple Mill North Oak
 Pine Red River Rock Rose Salt Sand Silver Spring Stone Sun Thorn West White Wolf Bjørk Fjell
 Lund Strand Vik Ås Berg Dal Eik Fur Gran Hav Holt Li Myr Nes Rå Sjø Skog Sol Stein Tind
 Øst Vest Nord Sør Elv Bru Kvern Mo Fager Lang Hvit Svart Grøn
-""".split()
+"""
+)
 
-TOWN_SUFFIXES: Final = """
+TOWN_SUFFIXES: Final = _words(
+    """
 ton field wood ford bury ham ley worth dale bridge port haven moor view mouth stead wick
 vik dal berg stad sund nes heim by fjord øy vatn haug rud li land set bakken voll mark
-""".split()
+"""
+)
 
 PLACE_QUALIFIERS: Final = ("North", "South", "East", "West", "Upper", "Lower", "New", "Old")
 PLACE_KINDS: Final = ("County", "Valley", "Bay", "Island", "Heights", "Harbour", "Park")
 
-EVENT_NOUNS: Final = """
+EVENT_NOUNS: Final = _words(
+    """
 Summit Marathon Festival Games Championship Conference Cup Olympics Election Referendum
 Strike Floods Wildfire Earthquake Storm Accord Talks Trial Expo Forum Rally Regatta Derby
-""".split()
+"""
+)
 
-PRODUCT_NOUNS: Final = """
+PRODUCT_NOUNS: Final = _words(
+    """
 Phone Pad Book Watch Drive Car Vision Air Pro Max Cloud Pay Go Home Studio Lens Buds Link
-""".split()
+"""
+)
 
-OTHER_NOUNS: Final = """
+OTHER_NOUNS: Final = _words(
+    """
 Act Reform Doctrine Plan Directive Protocol Agreement Initiative Strategy Fund Report
 Programme Index Scheme Package
-""".split()
+"""
+)
 
 NATIONALITIES: Final = (
     "American",
@@ -305,7 +346,8 @@ PERSON_ROLES: Final = (
 )
 
 # English news vocabulary; earlier words are drawn more often (Zipf-weighted).
-EN_NOUNS: Final = """
+EN_NOUNS: Final = _words(
+    """
 government election market economy president minister court police war deal budget tax
 inflation company shares report crisis talks vote law bill strike climate energy oil gas
 price prices rates bank trade tariffs jobs workers union health hospital vaccine virus
@@ -325,11 +367,13 @@ outage satellite rocket mission space telescope planet scientists discovery canc
 drug patients doctors nurses pension welfare benefits reform plan strategy proposal
 agreement dispute conflict crackdown referendum mayor council villagers tourism cruise salmon
 aquaculture whaling fjord tunnel ferry avalanche snowfall ski glacier reindeer herders
-""".split()
+"""
+)
 
 EN_VERBS: Final = [
     tuple(v.split("/"))
-    for v in """
+    for v in _words(
+        """
 back/backs/backed reject/rejects/rejected approve/approves/approved announce/announces/announced
 launch/launches/launched warn/warns/warned cut/cuts/cut raise/raises/raised block/blocks/blocked
 win/wins/won lose/loses/lost sign/signs/signed seek/seeks/sought face/faces/faced
@@ -341,17 +385,20 @@ drop/drops/dropped demand/demands/demanded reveal/reveals/revealed secure/secure
 threaten/threatens/threatened pledge/pledges/pledged sell/sells/sold buy/buys/bought
 open/opens/opened close/closes/closed ban/bans/banned tighten/tightens/tightened
 ease/eases/eased overhaul/overhauls/overhauled weigh/weighs/weighed
-""".split()
+"""
+    )
 ]
 
-EN_ADJECTIVES: Final = """
+EN_ADJECTIVES: Final = _words(
+    """
 new major record global local national foreign economic political military digital green
 rising falling surprise key final rare historic controversial fresh fragile sweeping tough
 secret urgent massive modest early late top former leading public private federal regional
 rural urban coastal northern southern eastern western emergency temporary permanent
 ambitious risky costly cheaper higher lower stronger weaker younger older bold quiet
 unexpected landmark disputed stalled delayed troubled booming struggling renewed
-""".split()
+"""
+)
 
 EN_PREPOSITIONS: Final = ("in", "for", "over", "after", "amid", "ahead of", "despite", "against")
 EN_CLAUSES: Final = (
@@ -368,9 +415,11 @@ EN_CLAUSES: Final = (
     "in a move welcomed by investors",
     "the report found",
 )
+EN_SPEECH: Final = ("said", "announced", "warned", "confirmed", "argued", "insisted", "claimed")
 WEEKDAYS: Final = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
-NB_NOUNS: Final = """
+NB_NOUNS: Final = _words(
+    """
 regjeringen statsministeren valget budsjettet skatten strømprisen renten boligmarkedet
 kommunen fylket sykehuset skolen elevene lærerne politiet tingretten streiken fagforeningen
 bøndene fiskerne oljefondet oljeprisen kronen inflasjonen arbeidsledigheten klimaet
@@ -384,11 +433,13 @@ boligprisene husleien studentene barnehagen familiene ungdommen appen dataene pe
 hackerne angrepet forsvaret soldatene øvelsen ordføreren bystyret Stortinget opposisjonen
 partiet koalisjonen målingen laksen havbruket turismen hytta fjellet skiløypa isbreen
 reindriften samene snøen kulden varmen matprisene dagligvarene kommunevalget
-""".split()
+"""
+)
 
 NB_VERBS: Final = [
     tuple(v.split("/"))
-    for v in """
+    for v in _words(
+        """
 foreslå/foreslår/foreslo avvise/avviser/avviste godkjenne/godkjenner/godkjente
 varsle/varsler/varslet kutte/kutter/kuttet øke/øker/økte stanse/stanser/stanset
 kreve/krever/krevde advare/advarer/advarte lansere/lanserer/lanserte vinne/vinner/vant
@@ -397,15 +448,18 @@ stenge/stenger/stengte selge/selger/solgte kjøpe/kjøper/kjøpte bygge/bygger/b
 utsette/utsetter/utsatte innføre/innfører/innførte fjerne/fjerner/fjernet
 styrke/styrker/styrket svekke/svekker/svekket redde/redder/reddet slå/slår/slo
 granske/gransker/gransket love/lover/lovet forby/forbyr/forbød
-""".split()
+"""
+    )
 ]
 
-NB_ADJECTIVES: Final = """
+NB_ADJECTIVES: Final = _words(
+    """
 nye store økte lavere høyere kraftige dramatiske historiske første siste omstridte usikre
 rekordhøye rekordlave alvorlige viktige norske svenske lokale nasjonale grønne digitale
 dyre billige nødvendige hemmelige midlertidige varige sterke svake unge eldre uventede
 kritiske harde milde våte kalde
-""".split()
+"""
+)
 
 NB_PREPOSITIONS: Final = ("i", "for", "etter", "mot", "på", "ved", "under", "før")
 NB_CLAUSES: Final = (
@@ -449,15 +503,19 @@ NB_SECTIONS: Final = (
 )
 AGENCIES: Final = ("Reuters", "AP", "AFP", "NTB", "Scanpix", "Getty Images", "EPA", "PA")
 
-PAPER_WORDS: Final = """
+PAPER_WORDS: Final = _words(
+    """
 Times Herald Post Tribune Gazette Chronicle Journal Observer Independent Courier Star Record
 Dispatch Sentinel Standard Telegraph Mirror Express Monitor Review Bulletin News Today Wire
 Examiner Inquirer Register Leader Argus Echo Mercury Advertiser Guardian Press Globe
-""".split()
-NEWS_TOPICS: Final = """
+"""
+)
+NEWS_TOPICS: Final = _words(
+    """
 Business Tech Finance Energy Climate Politics Sports Health Science Markets Policy Security
 Culture Property Maritime Defence Travel Food Motoring Gaming Crypto Legal
-""".split()
+"""
+)
 EN_COUNTRIES: Final = (
     ("GB", "co.uk", 30), ("US", "com", 40), ("IE", "ie", 5), ("AU", "com.au", 7),
     ("CA", "ca", 6), ("IN", "in", 5), ("NZ", "co.nz", 3), ("ZA", "co.za", 3), (None, "com", 6),
@@ -488,10 +546,12 @@ NB_TOPICS: Final = (
 )
 
 # The long tail: pseudo-words that occur rarely, so full-text search has rare terms too.
-TAIL_SYLLABLES: Final = """
+TAIL_SYLLABLES: Final = _words(
+    """
 bra ven tol mir quo sar ped lin gor fex dal rum tis hob kav nel zur plo mek tan rid vos
 sul cam yor bex tri gla hen dov lup nar ost wib fen jal kor mub nis
-""".split()
+"""
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -687,10 +747,7 @@ def _organisation(rng: random.Random) -> tuple[str, str | None, tuple[str, ...]]
 
 
 def _place(rng: random.Random) -> tuple[str, str | None, tuple[str, ...]]:
-    if rng.random() < 0.04:
-        name = rng.choice(REAL_PLACES)
-    else:
-        name = _town(rng)
+    name = rng.choice(REAL_PLACES) if rng.random() < 0.04 else _town(rng)
     description = rng.choice(("town", "city", "municipality", "village", "region", None))
     aliases: tuple[str, ...] = ()
     if rng.random() < 0.2:
@@ -794,6 +851,7 @@ class World:
     seed: int
     articles: int
     now: datetime
+    tables: tuple[str, ...]
     body_sentences: int
     sources: list[SourceSpec]
     sources_by_language: dict[str, Zipf]
@@ -822,6 +880,19 @@ def _world() -> World:
     return WORLD
 
 
+# Folds a title into URL words quickly (titles only hold these non-ASCII letters).
+_URL_FOLD: Final = str.maketrans(
+    {
+        **dict.fromkeys(":;,.!?–'\"()&/%", " "),
+        **dict(
+            zip("øæåéèêëüöäóòíìáàçñşćčśńłżźšžőúý", "oeaeeeeuoaooiiaacnsccsnlzzszouy", strict=True)
+        ),
+        "æ": "ae",
+        "ß": "ss",
+    }
+)
+
+
 class ArticleMaker:
     """Makes the articles of one chunk (and their links) from a chunk-seeded generator."""
 
@@ -829,6 +900,7 @@ class ArticleMaker:
         self.w = world
         self.rng = random.Random(chunk_seed)
         self.links: list[Row] = []
+        self.urls: list[Row] = []
         self.entity_ids = array("i")
         self.source_ids = array("i")
 
@@ -861,9 +933,17 @@ class ArticleMaker:
             chosen[by_rank[min(rank, len(by_rank) - 1)]] = None
         return list(chosen)
 
+    def _two(self, words: Zipf) -> tuple[str, str]:
+        first = words.draw(self.rng)
+        for _ in range(5):
+            second = words.draw(self.rng)
+            if second != first:
+                break
+        return first, second
+
     def _en_text(self, e1: str, e2: str, place: str) -> tuple[str, str]:
         rng, w = self.rng, self.w
-        noun, noun2 = w.en_nouns.draw(rng), w.en_nouns.draw(rng)
+        noun, noun2 = self._two(w.en_nouns)
         adj = w.en_adjectives.draw(rng)
         base, third, past = w.en_verbs.draw(rng)
         prep = rng.choice(EN_PREPOSITIONS)
@@ -880,11 +960,10 @@ class ArticleMaker:
             title = f"How {e1} {past} the {noun} {noun2}"
         else:
             title = f"{place}: {adj} {noun} {past} {prep} {noun2}"
-        base2, _, past2 = w.en_verbs.draw(rng)
         sentences = [
-            f"{e1} {past2} on {rng.choice(WEEKDAYS)} that the {w.en_adjectives.draw(rng)} "
-            f"{w.en_nouns.draw(rng)} would {base2} the {noun} {rng.choice(EN_PREPOSITIONS)} "
-            f"{place}, {rng.choice(EN_CLAUSES)}."
+            f"{e1} {rng.choice(EN_SPEECH)} on {rng.choice(WEEKDAYS)} that the "
+            f"{w.en_adjectives.draw(rng)} {w.en_nouns.draw(rng)} would {w.en_verbs.draw(rng)[0]} "
+            f"the {noun} {rng.choice(EN_PREPOSITIONS)} {place}, {rng.choice(EN_CLAUSES)}."
         ]
         if rng.random() < 0.7:
             sentences.append(
@@ -901,7 +980,7 @@ class ArticleMaker:
 
     def _nb_text(self, e1: str, e2: str, place: str) -> tuple[str, str]:
         rng, w = self.rng, self.w
-        noun, noun2 = w.nb_nouns.draw(rng), w.nb_nouns.draw(rng)
+        noun, noun2 = self._two(w.nb_nouns)
         adj = w.nb_adjectives.draw(rng)
         inf, pres, past = w.nb_verbs.draw(rng)
         prep = rng.choice(NB_PREPOSITIONS)
@@ -943,10 +1022,12 @@ class ArticleMaker:
         if language == "nb":
             title, summary = self._nb_text(e1, e2, place)
             section = rng.choice(NB_SECTIONS)
+            section_path = section.translate(_URL_FOLD)
             authors_from = (NORDIC_FIRST_NAMES, NORDIC_LAST_NAMES)
         else:
             title, summary = self._en_text(e1, e2, place)
             section = rng.choice(EN_SECTIONS)
+            section_path = section
             authors_from = (FIRST_NAMES, LAST_NAMES)
         title = _capitalise(title)
         body = None
@@ -956,10 +1037,9 @@ class ArticleMaker:
                 for _ in range(w.body_sentences)
             ]
             body = "\n\n".join([summary, *more])
-        slug = slugify(title)[:80].rstrip("-")
-        canonical = (
-            f"https://{source.domain}/{slugify(section)}/{published:%Y/%m/%d}/{slug}-{article_id}"
-        )
+        slug = "-".join(title.lower().translate(_URL_FOLD).split()[:12])
+        day = published.strftime("%Y/%m/%d")
+        canonical = f"https://{source.domain}/{section_path}/{day}/{slug}-{article_id}"
         url = canonical if rng.random() < 0.9 else f"https://{source.domain}/a/{article_id}"
         external_id = f"{source.id}-{article_id}" if rng.random() < 0.6 else None
         authors = [
@@ -976,7 +1056,7 @@ class ArticleMaker:
         if rng.random() < 0.75:
             width = rng.choice((1200, 1600, 2048))
             image = (
-                f"https://img.{source.domain}/{published:%Y/%m}/{article_id}.jpg",
+                f"https://img.{source.domain}/{day[:7]}/{article_id}.jpg",
                 f"Photo: {rng.choice(authors_from[0])} {rng.choice(authors_from[1])}"
                 f" / {rng.choice(AGENCIES)}",
                 f"{e1} in {place}." if language == "en" else f"{e1} i {place}.",
@@ -997,6 +1077,10 @@ class ArticleMaker:
             self.links.append((article_id, entity_id, round(salience, 4), mentions, published))
             self.entity_ids.append(entity_id)
         self.source_ids.append(source.id)
+        # Every URL seen for the article, as ingest records them (and migration 0002 backfills).
+        self.urls.append((canonical, article_id))
+        if url != canonical:
+            self.urls.append((url, article_id))
         return (
             article_id, source.id, url, canonical, external_id, title, summary, body, authors,
             language, section, tags, *image, published, estimated, updated, ingested,
@@ -1012,6 +1096,7 @@ class ArticleMaker:
 class ChunkResult:
     articles: int
     links: int
+    urls: int
     entity_ids: bytes  # array('i') of every link's entity id
     source_ids: bytes  # array('i') of every article's source id
     seconds: float
@@ -1036,11 +1121,16 @@ async def _copy_article_chunk(dsn: str, start: int, end: int) -> ChunkResult:
             await conn.copy_records_to_table(
                 "article_entities", records=maker.links, columns=LINK_COLUMNS
             )
+            if "article_urls" in world.tables:
+                await conn.copy_records_to_table(
+                    "article_urls", records=maker.urls, columns=URL_COLUMNS
+                )
     finally:
         await conn.close()
     return ChunkResult(
         end - start,
         len(maker.links),
+        len(maker.urls) if "article_urls" in world.tables else 0,
         maker.entity_ids.tobytes(),
         maker.source_ids.tobytes(),
         time.perf_counter() - started,
@@ -1099,31 +1189,44 @@ ORDER BY 1, 2
 class SchemaSnapshot:
     """The indexes and key constraints of the tables, as the catalog defines them."""
 
+    tables: tuple[str, ...]
     indexes: list[tuple[str, str, str]]  # table, index, CREATE INDEX statement
     constraints: list[tuple[str, str, str, str]]  # table, name, type, definition
 
     @classmethod
     async def read(cls, conn: asyncpg.Connection[Any]) -> SchemaSnapshot:
-        indexes = [(r[0], r[1], r[2]) for r in await conn.fetch(SELECT_INDEXES, list(TABLES))]
+        present = await conn.fetch(
+            "SELECT t FROM unnest($1::text[]) t WHERE to_regclass('public.' || t) IS NOT NULL",
+            [*TABLES, *OPTIONAL_TABLES],
+        )
+        tables = tuple(str(r[0]) for r in present)
+        indexes = [(r[0], r[1], r[2]) for r in await conn.fetch(SELECT_INDEXES, list(tables))]
         constraints = [
-            (r[0], r[1], r[2], r[3]) for r in await conn.fetch(SELECT_CONSTRAINTS, list(TABLES))
+            (r[0], r[1], r[2], r[3]) for r in await conn.fetch(SELECT_CONSTRAINTS, list(tables))
         ]
         if any(kind == "x" for _, _, kind, _ in constraints):
             raise SystemExit("exclusion constraints are not handled; extend bench/generate.py")
-        return cls(indexes, constraints)
+        return cls(tables, indexes, constraints)
 
     @property
-    def primary_keys(self) -> set[str]:
-        return {name for _, name, kind, _ in self.constraints if kind == "p"}
+    def kept_primary_keys(self) -> set[str]:
+        """Primary keys stay during the load: their keys arrive in order (ids)."""
+        return {
+            name for _, name, kind, _ in self.constraints
+            if kind == "p" and name not in REBUILT_PRIMARY_KEYS
+        }  # fmt: skip
 
     @property
     def dropped_indexes(self) -> list[tuple[str, str, str]]:
-        """Every index but the primary keys (ids arrive in order, so those stay)."""
-        return [i for i in self.indexes if i[1] not in self.primary_keys]
+        return [i for i in self.indexes if i[1] not in self.kept_primary_keys]
 
     @property
     def unique_constraints(self) -> list[tuple[str, str, str, str]]:
-        return [c for c in self.constraints if c[2] == "u"]
+        """Unique keys (and the rebuilt primary keys), re-adopted from their rebuilt index."""
+        return [
+            c for c in self.constraints
+            if c[2] == "u" or (c[2] == "p" and c[1] in REBUILT_PRIMARY_KEYS)
+        ]  # fmt: skip
 
     @property
     def foreign_keys(self) -> list[tuple[str, str, str, str]]:
@@ -1196,10 +1299,11 @@ async def restore_after_load(dsn: str, snapshot: SchemaSnapshot, connections: in
     conn = await _connect(dsn)
     try:
         await conn.execute("SET work_mem = '1GB'")
-        for table, name, _, _ in snapshot.unique_constraints:
+        for table, name, kind, _ in snapshot.unique_constraints:
+            key = "PRIMARY KEY" if kind == "p" else "UNIQUE"
             await conn.execute(
                 f"ALTER TABLE {_quote(table)} ADD CONSTRAINT {_quote(name)} "
-                f"UNIQUE USING INDEX {_quote(name)}"
+                f"{key} USING INDEX {_quote(name)}"
             )
         # Each foreign key is validated by one anti-join (they lock both tables: one by one).
         for table, name, _, definition in snapshot.foreign_keys:
@@ -1286,10 +1390,10 @@ async def recreate_database(dsn: str) -> None:
 async def prepare(dsn: str) -> SchemaSnapshot:
     conn = await _connect(dsn)
     try:
-        for table in TABLES:
+        snapshot = await SchemaSnapshot.read(conn)
+        for table in snapshot.tables:
             if await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM {table})"):
                 raise SystemExit(f"table {table} is not empty; use --create to start afresh")
-        snapshot = await SchemaSnapshot.read(conn)
         await drop_for_load(conn, snapshot)
         return snapshot
     finally:
@@ -1305,15 +1409,40 @@ async def copy_sources(dsn: str, sources: list[SourceSpec], counts: list[int]) -
         await conn.close()
 
 
-async def finish(dsn: str, phases: Phases, vacuum: bool) -> None:
+async def copy_redirects(dsn: str, catalogue: Catalogue, seed: int, now: datetime) -> int:
+    """Entities merged into others: old ids above the live ones, old slugs unused."""
+    rng = random.Random(seed * 31 + 3)
+    count = len(catalogue.names) - 1
+    taken = set(catalogue.slugs)
+    rows: list[Row] = []
+    for k in range(1, round(count * REDIRECT_SHARE) + 1):
+        target = catalogue.by_rank[min(int(rng.paretovariate(0.6)) - 1, count - 1)]
+        slug = catalogue.slugs[target]
+        old_slug = f"{slug}-{rng.choice(('x', 'old', 'dup', 'alt'))}{k}"
+        if old_slug in taken:
+            continue
+        taken.add(old_slug)
+        merged = now - timedelta(seconds=rng.randint(3600, SPAN_DAYS * 86400))
+        rows.append((count + k, old_slug, target, merged))
+    conn = await _connect(dsn)
+    try:
+        await conn.copy_records_to_table("entity_redirects", records=rows, columns=REDIRECT_COLUMNS)
+    finally:
+        await conn.close()
+    return len(rows)
+
+
+async def finish(dsn: str, phases: Phases, vacuum: bool, tables: tuple[str, ...]) -> None:
     conn = await _connect(dsn)
     try:
         await conn.execute("SET work_mem = '1GB'")
         started = time.perf_counter()
         for table in ("sources", "articles", "entities"):
+            top = f"(SELECT coalesce(max(id), 0) FROM {table})"
+            if table == "entities" and "entity_redirects" in tables:
+                top = f"greatest({top}, (SELECT max(old_id) FROM entity_redirects))"
             await conn.execute(
-                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                f"(SELECT coalesce(max(id), 0) + 1 FROM {table}), false)"
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), {top} + 1, false)"
             )
         fixed_entities = int((await conn.execute(FIX_ENTITY_COUNTS)).split()[-1])
         fixed_sources = int((await conn.execute(FIX_SOURCE_COUNTS)).split()[-1])
@@ -1324,14 +1453,14 @@ async def finish(dsn: str, phases: Phases, vacuum: bool) -> None:
             print("  article_count counters exact (the check UPDATEs changed 0 rows)")
         started = time.perf_counter()
         await conn.execute("SET maintenance_work_mem = '2GB'")
-        for table in TABLES:
+        for table in tables:
             await conn.execute(f"{'VACUUM (ANALYZE)' if vacuum else 'ANALYZE'} {table}")
         phases.add("vacuum + analyze" if vacuum else "analyze", time.perf_counter() - started)
     finally:
         await conn.close()
 
 
-async def summary(dsn: str) -> None:
+async def summary(dsn: str, tables: tuple[str, ...]) -> None:
     conn = await _connect(dsn)
     try:
         size = await conn.fetchval("SELECT pg_size_pretty(pg_database_size(current_database()))")
@@ -1345,7 +1474,7 @@ async def summary(dsn: str) -> None:
                                               FROM unnest($1::text[]) t)
             ORDER BY pg_total_relation_size(c.oid) DESC
             """,
-            list(TABLES),
+            list(tables),
         )
         for r in rows:
             print(
@@ -1424,6 +1553,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=args.seed,
         articles=n_articles,
         now=now,
+        tables=snapshot.tables,
         body_sentences=args.body_sentences,
         sources=sources,
         sources_by_language=by_language,
@@ -1451,17 +1581,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             pool.submit(load_article_chunk, dsn, start, end)
             for start, end in _chunks(n_articles, args.chunk)
         ]
-        links = 0
+        links = urls = 0
         for future in futures:
             result = future.result()
             links += result.links
+            urls += result.urls
             entity_counts.update(array("i", result.entity_ids))
             source_counts.update(array("i", result.source_ids))
         elapsed = time.perf_counter() - started
-        phases.add("articles + links (COPY)", elapsed, n_articles + links)
+        phases.add("articles + links (COPY)", elapsed, n_articles + links + urls)
         print(
             f"  {n_articles:,} articles ({n_articles / elapsed:,.0f}/s), {links:,} links "
-            f"({links / n_articles:.2f} per article)"
+            f"({links / n_articles:.2f} per article)" + (f", {urls:,} urls" if urls else "")
         )
 
         started = time.perf_counter()
@@ -1478,20 +1609,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         asyncio.run(
             copy_sources(dsn, sources, [source_counts.get(i, 0) for i in range(len(sources) + 1)])
         )
+        redirects = 0
+        if "entity_redirects" in snapshot.tables:
+            redirects = asyncio.run(copy_redirects(dsn, catalogue, args.seed, now))
         phases.add(
             "entities + aliases + sources (COPY)",
             time.perf_counter() - started,
-            n_entities + aliases + len(sources),
+            n_entities + aliases + len(sources) + redirects,
         )
 
     started = time.perf_counter()
     asyncio.run(restore_after_load(dsn, snapshot, connections=max(2, args.workers)))
     phases.add("indexes + constraints", time.perf_counter() - started)
-    asyncio.run(finish(dsn, phases, vacuum=not args.no_vacuum))
+    asyncio.run(finish(dsn, phases, not args.no_vacuum, snapshot.tables))
     total = phases.total()
-    rows = n_articles + links + n_entities + aliases + len(sources)
+    rows = n_articles + links + urls + n_entities + aliases + len(sources) + redirects
     print(f"{'total':<34} {total:8.1f}s {rows:>12,} rows {rows / total:>12,.0f} rows/s")
-    asyncio.run(summary(dsn))
+    asyncio.run(summary(dsn, snapshot.tables))
     return 0
 
 

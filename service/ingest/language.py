@@ -58,6 +58,8 @@ __all__ = ["MIN_TEXT_BYTES", "SAMPLE_CHARS", "UNDETERMINED", "detect_language", 
 UNDETERMINED: Final = "und"
 MIN_TEXT_BYTES: Final = 20
 SAMPLE_CHARS: Final = 2_000
+BEST_EFFORT_MIN_BYTES: Final = 60
+BEST_EFFORT_MIN_PERCENT: Final = 90
 
 _ISO_639_1_CODES: Final = """
 aa ab ae af ak am an ar as av ay az ba be bg bh bi bm bn bo br bs ca ce ch co cr cs cu
@@ -85,7 +87,14 @@ def detect_language(text: str) -> str:
         reliable, text_bytes, details = cld2.detect(data, isPlainText=True)
     except cld2.error:
         return UNDETERMINED
-    if not reliable or text_bytes < MIN_TEXT_BYTES:
+    if text_bytes < MIN_TEXT_BYTES:
+        return UNDETERMINED
+    if not reliable and text_bytes >= BEST_EFFORT_MIN_BYTES:
+        # CLD2 calls mixed Bokmål/Nynorsk sentences unreliable and answers "Unknown"; its
+        # best effort is right for them when one language clearly dominates.
+        _, _, details = cld2.detect(data, isPlainText=True, bestEffort=True)
+        reliable = details[0][2] >= BEST_EFFORT_MIN_PERCENT
+    if not reliable:
         return UNDETERMINED
     return iso639_1(str(details[0][1]))
 

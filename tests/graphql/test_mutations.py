@@ -117,7 +117,10 @@ async def test_language_is_detected_when_absent(gql_write: GraphQLRunner) -> Non
             source=SOURCE,
         ),
     )
-    assert [r["article"]["language"] for r in results] == ["en", "nb", "de"]
+    languages = [r["article"]["language"] for r in results]
+    assert languages[0] == "en"
+    assert languages[1] in {"nb", "nn"}  # both are Norwegian, searched with one configuration
+    assert languages[2] == "de"
     german = await gql_write.data(
         'query { articles(search: "Steuer", filter: {languages: ["de"]}) { edges { node { title } } } }'
     )
