@@ -1,7 +1,7 @@
 """`newsgraph ingest FILE|-`: load NDJSON/JSONL articles straight into the database.
 
 The lines follow the rules of `POST /v1/ingest` (the engine is shared:
-`service.rest.ingest.ingest_lines`): one article object per line, blank lines skipped but
+`service.ingest.stream.ingest_lines`): one article object per line, blank lines skipped but
 counted, a line over `NEWSGRAPH_INGEST_MAX_LINE_BYTES` or one that is not a JSON object
 rejected alone. Articles are stored in batches (`--batch-size`, default
 `NEWSGRAPH_INGEST_BATCH_SIZE`), one transaction each, through the same pipeline as the
