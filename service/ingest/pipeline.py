@@ -114,27 +114,9 @@ class _Problems:
 
 def _string(
     item: Mapping[str, object], key: str, problems: _Problems, *, required: bool = False,
-    max_chars: int = MAX_SHORT_TEXT,
+    max_chars: int = MAX_SHORT_TEXT, paragraphs: bool = False,
 ) -> str | None:  # fmt: skip
-    value = item.get(key)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        if required:
-            problems.add(key, "is required")
-        return None
-    if not isinstance(value, str):
-        problems.add(key, "must be a string")
-        return None
-    try:
-        return plain_text(value, max_chars=max_chars) or None
-    except BadInput as exc:
-        problems.add(
-            key, exc.message, "LIMIT_EXCEEDED" if "longer than" in exc.message else "BAD_INPUT"
-        )
-        return None
-
-
-def _text(item: Mapping[str, object], key: str, problems: _Problems, max_chars: int,
-          *, paragraphs: bool = False, required: bool = False) -> str | None:  # fmt: skip
+    """A text field as plain text (HTML reduced), None when absent; problems noted."""
     value = item.get(key)
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
@@ -146,9 +128,8 @@ def _text(item: Mapping[str, object], key: str, problems: _Problems, max_chars: 
     try:
         return plain_text(value, max_chars=max_chars, keep_paragraphs=paragraphs) or None
     except BadInput as exc:
-        problems.add(
-            key, exc.message, "LIMIT_EXCEEDED" if "longer than" in exc.message else "BAD_INPUT"
-        )
+        too_big = "longer than" in exc.message or "more than" in exc.message
+        problems.add(key, exc.message, "LIMIT_EXCEEDED" if too_big else "BAD_INPUT")
         return None
 
 
@@ -294,9 +275,9 @@ def prepare(index: int, item: object, now: datetime) -> _Draft | list[ItemError]
     partner_canonical = _url(
         _string(item, "canonicalUrl", problems, max_chars=4096), "canonicalUrl", problems
     )
-    title = _text(item, "title", problems, TITLE_MAX, required=True)
-    summary = _text(item, "summary", problems, SUMMARY_MAX)
-    body = _text(item, "body", problems, BODY_MAX, paragraphs=True)
+    title = _string(item, "title", problems, required=True, max_chars=TITLE_MAX)
+    summary = _string(item, "summary", problems, max_chars=SUMMARY_MAX)
+    body = _string(item, "body", problems, max_chars=BODY_MAX, paragraphs=True)
     published_at, estimated = _published_at(item, problems, now)
     source = _mapping(item, "source", problems)
     in_source = problems.nested("source")
