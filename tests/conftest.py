@@ -21,7 +21,6 @@ import pytest
 import pytest_asyncio
 from strawberry.types import ExecutionResult
 
-from service.app import create_app
 from service.config import Settings
 from service.db.embedded import EmbeddedPostgres
 from service.db.migrate import upgrade
@@ -29,7 +28,7 @@ from service.db.pool import Database, connect, open_database
 from service.demo import load_demo
 from service.graphql import build_schema, make_context
 from service.ingest.catalogue import LinkerCache
-from tests.databases import create_database, drop_database
+from tests.support import app_client, create_database, drop_database
 
 
 @pytest.fixture(scope="session")
@@ -131,22 +130,5 @@ async def gql_write(settings: Settings, write_db: Database) -> AsyncIterator[Gra
 
 @pytest_asyncio.fixture
 async def client(settings: Settings, db: Database) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings, database=db)
-    async with (
-        app.router.lifespan_context(app) as state,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=_with_state(app, state)),
-            base_url="http://newsgraph.test",
-        ) as http,
-    ):
+    async with app_client(settings, db) as http:
         yield http
-
-
-def _with_state(app: Any, state: Any) -> Any:
-    """ASGITransport does not run the lifespan: give each request the lifespan's state."""
-
-    async def asgi(scope: Any, receive: Any, send: Any) -> None:
-        scope["state"] = dict(state)
-        await app(scope, receive, send)
-
-    return asgi

@@ -4,7 +4,6 @@ import asyncio
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,7 +18,7 @@ import pytest
 from service.cli import main
 from service.db.migrate import head_revision
 from service.graphql import export_sdl
-from tests.databases import create_database, drop_database
+from tests.support import create_database, drop_database, free_port
 
 
 def test_export_schema_prints_the_sdl(capsys: pytest.CaptureFixture[str]) -> None:
@@ -52,12 +51,6 @@ def test_bad_configuration_exits_with_a_message(
     assert "NEWSGRAPH_PORT must be an integer" in caplog.text
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _postgres_processes(data_dir: Path) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
@@ -85,7 +78,7 @@ def data_dir() -> Iterator[Path]:
 
 @pytest.mark.embedded
 def test_serve_with_no_configuration_runs_on_an_embedded_database(data_dir: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "TEST_DATABASE_URL"}}
     env["NEWSGRAPH_DATA_DIR"] = str(data_dir)
     log_path = data_dir.parent / "serve.log"

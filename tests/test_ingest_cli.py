@@ -22,7 +22,7 @@ import pytest_asyncio
 from service.config import Settings
 from service.db.pool import Database
 from service.ingest_cli import add_ingest_parser, cmd_ingest
-from tests.databases import create_database, drop_database
+from tests.support import create_database, drop_database
 
 RUN = uuid.uuid4().hex[:10]
 

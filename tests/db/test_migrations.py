@@ -8,7 +8,7 @@ import asyncpg
 from service.db.migrate import downgrade, head_revision, upgrade
 from service.db.pool import Database
 from service.db.search import LANGUAGE_CONFIGS, ts_config
-from tests.databases import create_database, drop_database
+from tests.support import create_database, drop_database
 
 TABLES = {"sources", "articles", "entities", "entity_aliases", "article_entities"}
 

@@ -7,12 +7,10 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest_asyncio
 
-from service.app import create_app
 from service.config import Settings
 from service.db.migrate import downgrade, upgrade
 from service.db.pool import open_database
-from tests.conftest import _with_state
-from tests.databases import create_database, drop_database
+from tests.support import app_client, create_database, drop_database
 
 
 async def test_healthz_says_the_process_is_alive(client: httpx.AsyncClient) -> None:
@@ -38,15 +36,8 @@ async def behind_url(server_url: str) -> AsyncIterator[str]:
 
 async def _readyz(url: str) -> httpx.Response:
     settings = Settings.from_environ({"DATABASE_URL": url, "NEWSGRAPH_POOL_MIN_SIZE": "0"})
-    async with open_database(settings) as db:
-        app = create_app(settings, database=db)
-        async with (
-            app.router.lifespan_context(app) as state,
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=_with_state(app, state)), base_url="http://t"
-            ) as http,
-        ):
-            return await http.get("/readyz")
+    async with open_database(settings) as db, app_client(settings, db) as http:
+        return await http.get("/readyz")
 
 
 async def test_readyz_is_503_with_a_reason_until_the_schema_is_at_head(behind_url: str) -> None:
@@ -65,14 +56,7 @@ async def test_readyz_is_503_when_the_database_is_gone() -> None:
         {"DATABASE_URL": "postgresql://postgres@127.0.0.1:1/x", "NEWSGRAPH_POOL_MIN_SIZE": "0",
          "NEWSGRAPH_POOL_ACQUIRE_TIMEOUT": "2"}
     )  # fmt: skip
-    async with open_database(settings) as db:
-        app = create_app(settings, database=db)
-        async with (
-            app.router.lifespan_context(app) as state,
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=_with_state(app, state)), base_url="http://t"
-            ) as http,
-        ):
-            response = await http.get("/readyz")
+    async with open_database(settings) as db, app_client(settings, db) as http:
+        response = await http.get("/readyz")
     assert response.status_code == 503
     assert response.json()["reason"] == "the database does not answer"

@@ -9,7 +9,6 @@ whole database.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -28,7 +27,7 @@ from service.errors import ServiceUnavailable
 from service.ids import decode_id
 from service.ingest.pipeline import ItemError, ItemResult, ingest_batch
 from service.ingest.stream import LineResult, LineSplitter, ingest_lines
-from tests.conftest import _with_state
+from tests.support import app_client, with_state
 
 RUN = uuid.uuid4().hex[:10]
 NDJSON = {"content-type": "application/x-ndjson"}
@@ -65,20 +64,6 @@ async def stored(db: Database, keys: Sequence[str]) -> int:
         "SELECT count(*) FROM articles WHERE canonical_url = ANY($1::text[])", urls
     )
     return count
-
-
-@contextlib.asynccontextmanager
-async def client_with(settings: Settings, db: Database) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of an app built with these settings (batch size, line cap) over `db`."""
-    app = create_app(settings, database=db)
-    async with (
-        app.router.lifespan_context(app) as state,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=_with_state(app, state)),
-            base_url="http://newsgraph.test",
-        ) as http,
-    ):
-        yield http
 
 
 async def test_new_articles_are_created_then_unchanged_when_sent_again(
@@ -228,7 +213,7 @@ async def test_results_stay_in_input_order_across_batches(settings: Settings, db
         b"[]\n",
         line(article("batches-0", title="Ndjsonia quarvel, later copy")),
     ]
-    async with client_with(dataclasses.replace(settings, ingest_batch_size=2), db) as http:
+    async with app_client(dataclasses.replace(settings, ingest_batch_size=2), db) as http:
         results = answer(await http.post("/v1/ingest", content=b"".join(lines), headers=NDJSON))
     assert [(r["line"], r["status"]) for r in results] == [
         (1, "CREATED"),
@@ -309,7 +294,7 @@ async def test_a_database_failure_mid_stream_ends_the_answer_with_an_error_line(
     unavailable = ServiceUnavailable("The database is unavailable; retry shortly.")
     monkeypatch.setattr(stream_module, "ingest_batch", failing_on_call(2, unavailable))
     body = b"".join(line(article(f"midway-{n}")) for n in range(5))
-    async with client_with(dataclasses.replace(settings, ingest_batch_size=2), db) as http:
+    async with app_client(dataclasses.replace(settings, ingest_batch_size=2), db) as http:
         response = await http.post("/v1/ingest", content=body, headers=NDJSON)
     *results, last = answer(response)
     assert [(r["line"], r["status"]) for r in results] == [(1, "CREATED"), (2, "CREATED")]
@@ -395,7 +380,7 @@ async def test_a_client_that_does_not_read_the_answer_gets_the_rest_of_its_body_
         "client": ("127.0.0.1", 1234),
     }
     async with app.router.lifespan_context(app) as state:
-        call = asyncio.create_task(_with_state(app, state)(scope, receive, send))
+        call = asyncio.create_task(with_state(app, state)(scope, receive, send))
         async with asyncio.timeout(10):
             await body_read.wait()  # while the answer waits, unread
         reading.set()

@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -29,7 +28,7 @@ import pytest_asyncio
 
 from service.db.migrate import upgrade
 from service.ids import decode_id
-from tests.databases import create_database, drop_database
+from tests.support import create_database, drop_database, free_port
 
 ARTICLES = 3000
 DOMAIN = "durable.example"
@@ -47,12 +46,6 @@ def article_line(n: int) -> bytes:
         },
         option=orjson.OPT_APPEND_NEWLINE,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest_asyncio.fixture
