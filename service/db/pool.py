@@ -170,6 +170,8 @@ async def _create_pool(dsn: str, settings: Settings, role: str) -> asyncpg.Pool[
         timeout=settings.pool_acquire_timeout,
         command_timeout=settings.statement_timeout_ms / 1000 + 5,
         max_inactive_connection_lifetime=300,
+        # 0 behind PgBouncer in transaction mode, where prepared statements do not survive.
+        statement_cache_size=settings.statement_cache_size,
         server_settings={
             "application_name": f"newsgraph-{role}",
             "statement_timeout": str(settings.statement_timeout_ms),
