@@ -104,6 +104,12 @@ class Database:
         # statement at a time, while DataLoaders issue theirs concurrently.
         self._lock = asyncio.Lock() if isinstance(primary, asyncpg.Connection) else None
 
+    def primary(self) -> Database:
+        """This database with reads on the primary too: read-your-own-writes after a write."""
+        if self._replica is None:
+            return self
+        return Database(self._primary, acquire_timeout=self._acquire_timeout)
+
     @contextlib.asynccontextmanager
     async def _connection(
         self, *, write: bool

@@ -28,6 +28,11 @@ class Context:
         """The process's entity linker (None when linking is off, as in some tests)."""
         return await self.catalogue.get(self.db) if self.catalogue is not None else None
 
+    def read_own_writes(self) -> None:
+        """From now on, read from the primary, so a mutation's result shows what it wrote."""
+        self.db = self.db.primary()
+        self.loaders = Loaders(self.db, self.settings.count_cap)
+
     def catalogue_changed(self) -> None:
         if self.catalogue is not None:
             self.catalogue.invalidate()

@@ -184,6 +184,7 @@ class Mutation:
                 f"`articles` takes at most {limit} items per call, got {len(articles)}; "
                 "split the batch or stream it to POST /v1/ingest"
             )
+        info.context.read_own_writes()
         linker = await info.context.linker()
         results = await ingest_batch(info.context.db, [_plain(a) for a in articles], linker=linker)
         return [_result(r) for r in results]
@@ -203,6 +204,7 @@ class Mutation:
             if not entity.name.strip():
                 raise BadInput(f"entities[{i}].name must not be empty")
             items.append(_plain(entity))
+        info.context.read_own_writes()
         ids = await load_catalogue(info.context.db, items)
         info.context.catalogue_changed()
         records = await info.context.loaders.entity.load_many(ids)
@@ -225,6 +227,7 @@ class Mutation:
         sources = [decode_typed_id(value, "Entity") for value in from_]
         if not sources:
             raise BadInput("`from` must name at least one entity")
+        info.context.read_own_writes()
         if not await merge_catalogue_entities(info.context.db, target, sources):
             raise BadInput("`into` and every `from` must be existing entities")
         info.context.catalogue_changed()
