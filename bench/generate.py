@@ -16,7 +16,9 @@ Everything is deterministic for the same arguments (one seeded `random.Random` p
 * articles: ~85% English, ~15% Norwegian ('nb') titles and summaries from a vocabulary with a
   Zipf-weighted head and a long tail of rare words; published over the last ~3 years, denser
   towards `--now`, ids roughly in publication order (as ingest produces them);
-* ~5 links per article to Zipf-popular entities (the top ones in 5-10% of the articles).
+* ~5 links per article to Zipf-popular entities (the top ones in 5-10% of the articles);
+* when the schema has them (migration 0002): every article URL in article_urls, and ~0.3%
+  merged-entity redirects in entity_redirects.
 
 For speed the secondary indexes and the unique and foreign-key constraints of the five tables
 are dropped before the load and recreated after from the definitions read from the catalog

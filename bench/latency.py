@@ -48,7 +48,7 @@ SCENARIOS: Final = (
 )  # fmt: skip
 READY_TIMEOUT: Final = 180.0
 
-Request = tuple[str, dict[str, object]]  # operation name, variables
+Request = tuple[str, dict[str, object], str]  # operation name, variables, variant label
 
 
 @dataclass(slots=True)
@@ -59,15 +59,29 @@ class Result:
     first_error: str = ""
     seconds: float = 0.0
     aborted: bool = False
+    variants: dict[str, list[float]] = field(default_factory=dict)  # label -> latencies
+    variant_errors: dict[str, int] = field(default_factory=dict)
     app_cpu: float = 0.0  # seconds of CPU used by the server process during the scenario
     db_cpu: float = 0.0  # seconds of CPU used by its PostgreSQL backends
 
-    def percentile(self, q: float) -> float:
-        if not self.latencies:
+    def percentile(self, q: float, latencies: list[float] | None = None) -> float:
+        ordered = sorted(self.latencies if latencies is None else latencies)
+        if not ordered:
             return 0.0
-        ordered = sorted(self.latencies)
         rank = max(1, round(q / 100 * len(ordered) + 0.4999))  # nearest rank
         return ordered[min(rank, len(ordered)) - 1]
+
+    def variant_stats(self) -> dict[str, dict[str, float]]:
+        return {
+            label: {
+                "requests": len(values) + self.variant_errors.get(label, 0),
+                "errors": self.variant_errors.get(label, 0),
+                "p50_ms": round(self.percentile(50, values), 2),
+                "p99_ms": round(self.percentile(99, values), 2),
+                "max_ms": round(max(values, default=0.0), 2),
+            }
+            for label, values in sorted(self.variants.items())
+        }
 
     def as_json(self) -> dict[str, object]:
         done = len(self.latencies) + self.errors
@@ -84,6 +98,7 @@ class Result:
             "db_cpu_ms_per_request": round(1000 * self.db_cpu / done, 2) if done else 0.0,
             "aborted": self.aborted,
             "first_error": self.first_error or None,
+            "variants": self.variant_stats(),
         }
 
 
@@ -179,7 +194,7 @@ async def wait_ready(client: httpx.AsyncClient, proc: subprocess.Popen[bytes], l
 async def graphql(
     client: httpx.AsyncClient, operations: dict[str, str], request: Request
 ) -> dict[str, Any]:
-    name, variables = request
+    name, variables, _ = request
     response = await client.post(
         "/graphql",
         content=orjson.dumps({"query": operations[name], "variables": variables}),
@@ -210,7 +225,7 @@ async def feed_pages(
     base: dict[str, object] = {"languages": languages} if languages else {}
     result = [dict(base)]
     while len(result) < pages:
-        body = await graphql(client, operations, ("feed", result[-1]))
+        body = await graphql(client, operations, ("feed", result[-1], ""))
         cursor = _end_cursor(body.get("data"))
         if cursor is None or body.get("errors"):
             break
@@ -229,27 +244,32 @@ async def build_requests(
     article_ids = picks.article_ids
 
     def feed(i: int) -> Request:
-        return ("feed", rng.choice(nb_pages if i % 3 == 2 else pages))
+        nb = i % 3 == 2
+        return ("feed", rng.choice(nb_pages if nb else pages), "nb" if nb else "all")
 
     def entity_page(i: int) -> Request:
-        entity = rng.choice(popular) if i % 2 == 0 else rng.choice(picks.entities)
-        return ("entity_page", {"slug": entity.slug})
+        popular_one = i % 2 == 0
+        entity = rng.choice(popular) if popular_one else rng.choice(picks.entities)
+        return ("entity_page", {"slug": entity.slug}, "popular" if popular_one else "random")
 
     def search(i: int) -> Request:
-        term, _ = terms[i % len(terms)] if i % 2 == 0 else rng.choice(terms)
+        term, kind = terms[i % len(terms)] if i % 2 == 0 else rng.choice(terms)
         variables: dict[str, object] = {"text": term}
+        order = "relevance"
         if i % 4 == 3:
             variables["orderBy"] = "NEWEST"
-        return ("search", variables)
+            order = "newest"
+        return ("search", variables, f"{kind} {order}")
 
     def autocomplete(i: int) -> Request:
-        return ("autocomplete", {"text": rng.choice(picks.prefixes)})
+        prefix = rng.choice(picks.prefixes)
+        return ("autocomplete", {"text": prefix}, f"{len(prefix)} chars")
 
     def article_page(i: int) -> Request:
-        return ("article_page", {"id": global_id("Article", rng.choice(article_ids))})
+        return ("article_page", {"id": global_id("Article", rng.choice(article_ids))}, "")
 
     def source_page(i: int) -> Request:
-        return ("source_page", {"domain": rng.choice(picks.sources).domain})
+        return ("source_page", {"domain": rng.choice(picks.sources).domain}, "")
 
     return {
         "feed": feed,
@@ -294,12 +314,16 @@ async def run_scenario(
                 body = {"errors": [{"message": f"{type(exc).__name__}: {exc}"}]}
             elapsed = (time.perf_counter() - started) * 1000
             errors = body.get("errors")
+            label = request[2]
             if errors or body.get("data") is None:
                 result.errors += 1
+                result.variant_errors[label] = result.variant_errors.get(label, 0) + 1
+                result.variants.setdefault(label, [])
                 if not result.first_error:
-                    result.first_error = f"{request}: {str(errors)[:400]}"
+                    result.first_error = f"{request[:2]}: {str(errors)[:400]}"
             else:
                 result.latencies.append(elapsed)
+                result.variants.setdefault(label, []).append(elapsed)
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -323,6 +347,12 @@ def print_table(results: list[Result]) -> None:
             f"{j['app_cpu_ms_per_request']:>11.1f} {j['db_cpu_ms_per_request']:>10.1f}"
             + ("  (aborted at the time limit)" if r.aborted else "")
         )
+        if len(r.variants) > 1:
+            for label, v in r.variant_stats().items():
+                print(
+                    f"  {label:<16} {v['requests']:>6.0f} {v['errors']:>6.0f} {'':>8} "
+                    f"{v['p50_ms']:>8.1f} {'':>8} {v['p99_ms']:>8.1f} {v['max_ms']:>8.1f}"
+                )
     print()
     for r in results:
         print(orjson.dumps(r.as_json()).decode())
