@@ -3,16 +3,23 @@
 `Database` wraps a primary pool (writes) and an optional replica pool (reads). Each statement
 is counted in the current `StatementLog`, a contextvar set per request, which is how tests
 prove that a query's statement count depends on its shape, never on its page size.
+
+Outages: a statement that cannot get a connection within the acquire timeout, or whose
+connection is gone, raises `ServiceUnavailable` at once; nothing waits for the database to
+come back. A read whose connection turned out to be dead (the server restarted since it was
+last used) is retried once on a fresh connection. The app opens its pools `lazy`, so it
+starts, and reports itself unready, while the database is down.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias, TypeVar
 
 import asyncpg
 import orjson
@@ -21,7 +28,14 @@ from asyncpg.pool import PoolConnectionProxy
 from service.config import Settings
 from service.errors import ServiceUnavailable
 
-__all__ = ["Database", "StatementLog", "connect", "open_database", "track_statements"]
+__all__ = [
+    "Database",
+    "PoolStats",
+    "StatementLog",
+    "connect",
+    "open_database",
+    "track_statements",
+]
 
 
 @dataclass(slots=True)
@@ -37,6 +51,11 @@ class StatementLog:
         if self.record:
             self.statements.append(sql)
 
+
+log = logging.getLogger("newsgraph.db")
+
+_T = TypeVar("_T")
+_Conn: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
 
 _current_log: ContextVar[StatementLog | None] = ContextVar("newsgraph_statement_log", default=None)
 
@@ -85,6 +104,20 @@ _UNAVAILABLE = (
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.CrashShutdownError,
 )
+# A connection that died under a statement: the server restarted or dropped it. A read can be
+# retried on another connection; a write cannot know whether it was applied.
+_LOST = (asyncpg.exceptions.ConnectionDoesNotExistError, asyncpg.exceptions.ConnectionFailureError)
+
+
+@dataclass(frozen=True, slots=True)
+class PoolStats:
+    """One pool's figures, for the metrics gauges."""
+
+    pool: str
+    size: int
+    idle: int
+    max_size: int
+    waiting: int
 
 
 class Database:
@@ -100,6 +133,8 @@ class Database:
         self._primary = primary
         self._replica = replica
         self._acquire_timeout = acquire_timeout
+        # Requests waiting for a connection, per pool; shared with the copy primary() makes.
+        self._waiting = {"primary": 0, "replica": 0}
         # A single connection (tests run inside one rolled-back transaction) serves one
         # statement at a time, while DataLoaders issue theirs concurrently.
         self._lock = asyncio.Lock() if isinstance(primary, asyncpg.Connection) else None
@@ -108,38 +143,68 @@ class Database:
         """This database with reads on the primary too: read-your-own-writes after a write."""
         if self._replica is None:
             return self
-        return Database(self._primary, acquire_timeout=self._acquire_timeout)
+        database = Database(self._primary, acquire_timeout=self._acquire_timeout)
+        database._waiting = self._waiting
+        return database
+
+    def pool_stats(self) -> list[PoolStats]:
+        """The figures of each pool (none for a single connection)."""
+        return [
+            PoolStats(
+                role,
+                pool.get_size(),
+                pool.get_idle_size(),
+                pool.get_max_size(),
+                self._waiting[role],
+            )
+            for role, pool in (("primary", self._primary), ("replica", self._replica))
+            if isinstance(pool, asyncpg.Pool)
+        ]
 
     @contextlib.asynccontextmanager
-    async def _connection(
-        self, *, write: bool
-    ) -> AsyncIterator[asyncpg.Connection[Any] | PoolConnectionProxy[Any]]:
-        source = self._primary if write or self._replica is None else self._replica
+    async def _connection(self, *, write: bool) -> AsyncIterator[_Conn]:
+        role = "primary" if write or self._replica is None else "replica"
+        source = self._primary if role == "primary" else self._replica
+        assert source is not None
         try:
             if isinstance(source, asyncpg.Connection):
                 assert self._lock is not None
                 async with self._lock:
                     yield source
             else:
-                async with source.acquire(timeout=self._acquire_timeout) as conn:
+                self._waiting[role] += 1
+                try:
+                    conn = await source.acquire(timeout=self._acquire_timeout)
+                finally:
+                    self._waiting[role] -= 1
+                try:
                     yield conn
+                finally:
+                    await source.release(conn)
         except _UNAVAILABLE as exc:
             raise ServiceUnavailable("The database is unavailable; retry shortly.") from exc
 
-    async def fetch(self, sql: str, *args: object) -> list[asyncpg.Record]:
+    async def _read(self, sql: str, run: Callable[[_Conn], Awaitable[_T]]) -> _T:
         _note(sql)
-        async with self._connection(write=False) as conn:
-            return await conn.fetch(sql, *args)
+        for attempt in (1, 2):
+            try:
+                async with self._connection(write=False) as conn:
+                    return await run(conn)
+            except ServiceUnavailable as exc:
+                # Once: a pool may hold several connections that died with the old server,
+                # but asyncpg notices most of them when they close, before they are lent.
+                if attempt == 2 or self._lock is not None or not isinstance(exc.__cause__, _LOST):
+                    raise
+        raise AssertionError("unreachable")
+
+    async def fetch(self, sql: str, *args: object) -> list[asyncpg.Record]:
+        return await self._read(sql, lambda conn: conn.fetch(sql, *args))
 
     async def fetchrow(self, sql: str, *args: object) -> asyncpg.Record | None:
-        _note(sql)
-        async with self._connection(write=False) as conn:
-            return await conn.fetchrow(sql, *args)
+        return await self._read(sql, lambda conn: conn.fetchrow(sql, *args))
 
     async def fetchval(self, sql: str, *args: object) -> Any:
-        _note(sql)
-        async with self._connection(write=False) as conn:
-            return await conn.fetchval(sql, *args)
+        return await self._read(sql, lambda conn: conn.fetchval(sql, *args))
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Writer]:
@@ -167,10 +232,22 @@ class Writer:
         return await self.conn.execute(sql, *args)
 
 
-async def _create_pool(dsn: str, settings: Settings, role: str) -> asyncpg.Pool[Any]:
+async def _create_pool(dsn: str, settings: Settings, role: str, lazy: bool) -> asyncpg.Pool[Any]:
+    try:
+        return await _pool(dsn, settings, role, settings.pool_min_size)
+    except _UNAVAILABLE as exc:
+        if not lazy:
+            raise
+        # asyncpg needs min_size connections to start a pool; without a database, start
+        # with none and connect on demand (the pool then keeps no warm floor).
+        log.warning("the %s database is unreachable (%s); starting without connections", role, exc)
+        return await _pool(dsn, settings, role, 0)
+
+
+async def _pool(dsn: str, settings: Settings, role: str, min_size: int) -> asyncpg.Pool[Any]:
     return await asyncpg.create_pool(
         dsn,
-        min_size=settings.pool_min_size,
+        min_size=min_size,
         max_size=settings.pool_max_size,
         init=_init_connection,
         timeout=settings.pool_acquire_timeout,
@@ -181,20 +258,30 @@ async def _create_pool(dsn: str, settings: Settings, role: str) -> asyncpg.Pool[
         server_settings={
             "application_name": f"newsgraph-{role}",
             "statement_timeout": str(settings.statement_timeout_ms),
+            # API statements are short: JIT compilation and parallel workers cost more than
+            # they save (measured: JIT alone added 2-3 s to a common-term search at 1M rows).
+            "jit": "off",
+            "max_parallel_workers_per_gather": "0",
+            # Bitmaps of common search terms stay exact instead of lossy (re-checked rows).
+            "work_mem": "16MB",
         },
     )
 
 
 @contextlib.asynccontextmanager
-async def open_database(settings: Settings) -> AsyncIterator[Database]:
-    """Open the pools for `settings.database_url` (and the replica), close them on exit."""
+async def open_database(settings: Settings, *, lazy: bool = False) -> AsyncIterator[Database]:
+    """Open the pools for `settings.database_url` (and the replica), close them on exit.
+
+    A database that cannot be reached fails here, unless `lazy`: then the pools start empty
+    and connect when asked (statements fail with `ServiceUnavailable` until it is back).
+    """
     if not settings.database_url:
         raise ValueError("open_database needs settings.database_url")
-    primary = await _create_pool(settings.database_url, settings, "primary")
+    primary = await _create_pool(settings.database_url, settings, "primary", lazy)
     replica = None
     try:
         if settings.database_replica_url:
-            replica = await _create_pool(settings.database_replica_url, settings, "replica")
+            replica = await _create_pool(settings.database_replica_url, settings, "replica", lazy)
         yield Database(primary, replica, acquire_timeout=settings.pool_acquire_timeout)
     finally:
         for pool in (replica, primary):
