@@ -38,7 +38,7 @@ from benchdata import Picks, global_id, pick, schema_behind
 
 from service.config import Settings
 from service.db import articles, entities, sources
-from service.db.pool import Database
+from service.db.pool import SESSION_SETTINGS, Database
 from service.graphql import build_schema, make_context
 
 LARGE_TABLES: Final = frozenset({"articles", "article_entities", "entities", "entity_aliases"})
@@ -346,8 +346,12 @@ def _fmt(s: PlanSummary | None) -> str:
 
 
 async def main_async(args: argparse.Namespace) -> int:
-    conn: asyncpg.Connection[Any] = await asyncpg.connect(args.dsn)
-    probe_conn: asyncpg.Connection[Any] = await asyncpg.connect(args.dsn)
+    conn: asyncpg.Connection[Any] = await asyncpg.connect(
+        args.dsn, server_settings=SESSION_SETTINGS
+    )
+    probe_conn: asyncpg.Connection[Any] = await asyncpg.connect(
+        args.dsn, server_settings=SESSION_SETTINGS
+    )
     try:
         behind = await schema_behind(conn)
         if behind:

@@ -17,7 +17,7 @@ import orjson
 
 from service.db.pool import Database
 from service.db.records import ArticleRecord
-from service.db.search import search_condition
+from service.db.search import SearchConfigs, search_condition
 
 __all__ = [
     "ArticleFilter",
@@ -54,6 +54,9 @@ SELECT a.id, a.body FROM articles a WHERE a.id = ANY($1::bigint[])
 """
 
 
+RELEVANCE_WINDOW: Final = 1000
+
+
 class ArticleOrder(enum.Enum):
     NEWEST = "NEWEST"
     OLDEST = "OLDEST"
@@ -84,6 +87,8 @@ class ArticlePageQuery:
 
     filter: ArticleFilter = field(default_factory=ArticleFilter)
     search: str | None = None
+    # The text-search configurations the search runs with (those of the languages present).
+    configs: SearchConfigs = ()
     order: ArticleOrder = ArticleOrder.NEWEST
     # The keyset position after which the page starts: (published_at, id) for NEWEST and
     # OLDEST, (rank, id) for RELEVANCE.
@@ -138,7 +143,7 @@ def _conditions(query: ArticlePageQuery, p: _Params, *, skip_entities: bool = Fa
             f" AND fe.entity_id = ANY({p(list(f.entity_ids), '::bigint[]')}))"
         )
     if query.search is not None:
-        where.append(search_condition(p(query.search), f.languages))
+        where.append(search_condition(query.search, query.configs, p))
     return where
 
 
@@ -154,43 +159,47 @@ def _page_sql(
     key_time, key_id = (
         ("l.published_at", "l.article_id") if via_links else ("a.published_at", "a.id")
     )
-    columns = ARTICLE_COLUMNS
-    if query.order is ArticleOrder.RELEVANCE:
-        assert query.search is not None
-        rank = f"ts_rank_cd(a.search_vector, {_tsquery_for_row(p, query.search)}, 32)"
-        columns += f", {rank}::float8 AS rank"
-        inner_order = "rank DESC, id DESC"
-        outer_order = "rank DESC, id DESC"
-        if query.after is not None:
-            where.append(f"({rank}, a.id) < ({p(query.after[0], '::real')}, {p(query.after[1])})")
-    else:
-        desc = query.order is ArticleOrder.NEWEST
-        op, direction = ("<", "DESC") if desc else (">", "ASC")
-        inner_order = f"{key_time} {direction}, {key_id} {direction}"
-        outer_order = f"published_at {direction}, id {direction}"
-        if query.after is not None:
-            where.append(
-                f"({key_time}, {key_id}) {op} ({p(query.after[0], '::timestamptz')}, "
-                f"{p(query.after[1], '::bigint')})"
-            )
     source = (
         "article_entities l JOIN articles a ON a.id = l.article_id" if via_links else "articles a"
     )
     if via_links:
         where.insert(0, "l.entity_id = parent.id")
-    where_sql = " AND ".join(where) if where else "true"
     if query.order is ArticleOrder.RELEVANCE:
-        # The rank is an output column; order on it in a wrapping select.
-        sql = (
-            f"SELECT * FROM (SELECT {columns} FROM {source} WHERE {where_sql}) ranked "
-            f"ORDER BY {inner_order} LIMIT {p(query.limit)}"
+        return _relevance_sql(query, p, source, where, key_time, key_id)
+    desc = query.order is ArticleOrder.NEWEST
+    op, direction = ("<", "DESC") if desc else (">", "ASC")
+    if query.after is not None:
+        where.append(
+            f"({key_time}, {key_id}) {op} ({p(query.after[0], '::timestamptz')}, "
+            f"{p(query.after[1], '::bigint')})"
         )
-    else:
-        sql = (
-            f"SELECT {columns} FROM {source} WHERE {where_sql} "
-            f"ORDER BY {inner_order} LIMIT {p(query.limit)}"
-        )
-    return sql, outer_order
+    sql = (
+        f"SELECT {ARTICLE_COLUMNS} FROM {source} WHERE {' AND '.join(where) or 'true'} "
+        f"ORDER BY {key_time} {direction}, {key_id} {direction} LIMIT {p(query.limit)}"
+    )
+    return sql, f"published_at {direction}, id {direction}"
+
+
+def _relevance_sql(
+    query: ArticlePageQuery, p: _Params, source: str, where: list[str], key_time: str, key_id: str
+) -> tuple[str, str]:
+    # Ranking costs time per match, so only the newest RELEVANCE_WINDOW matches are ranked:
+    # a common term matches a tenth of a large archive, and news search favours recent
+    # coverage anyway. Keyset on (rank, id) pages through that window.
+    assert query.search is not None
+    rank = f"ts_rank_cd(a.search_vector, {_tsquery_for_row(p, query.search)}, 32)::float8"
+    recent = (
+        f"SELECT a.* FROM {source} WHERE {' AND '.join(where) or 'true'} "
+        f"ORDER BY {key_time} DESC, {key_id} DESC LIMIT {p(RELEVANCE_WINDOW)}"
+    )
+    after = ""
+    if query.after is not None:
+        after = f"WHERE (rank, id) < ({p(query.after[0], '::float8')}, {p(query.after[1])})"
+    sql = (
+        f"SELECT * FROM (SELECT {ARTICLE_COLUMNS}, {rank} AS rank FROM ({recent}) a) ranked "
+        f"{after} ORDER BY rank DESC, id DESC LIMIT {p(query.limit)}"
+    )
+    return sql, "rank DESC, id DESC"
 
 
 def _tsquery_for_row(p: _Params, search: str) -> str:

@@ -19,7 +19,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, Final, TypeAlias, TypeVar
 
 import asyncpg
 import orjson
@@ -103,10 +103,16 @@ _UNAVAILABLE = (
     asyncpg.exceptions.InterfaceError,
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.InternalClientError,
 )
 # A connection that died under a statement: the server restarted or dropped it. A read can be
-# retried on another connection; a write cannot know whether it was applied.
-_LOST = (asyncpg.exceptions.ConnectionDoesNotExistError, asyncpg.exceptions.ConnectionFailureError)
+# retried on another connection; a write cannot know whether it was applied. asyncpg reports
+# some of these deaths as a protocol-state error (InternalClientError).
+_LOST = (
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.ConnectionFailureError,
+    asyncpg.exceptions.InternalClientError,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,8 +185,13 @@ class Database:
                     self._waiting[role] -= 1
                 try:
                     yield conn
+                except asyncpg.exceptions.InternalClientError:
+                    # Its protocol state is broken (the server went away mid-statement):
+                    # never lend it again.
+                    conn.terminate()
+                    raise
                 finally:
-                    await source.release(conn)
+                    await _release(source, conn)
         except _UNAVAILABLE as exc:
             raise ServiceUnavailable("The database is unavailable; retry shortly.") from exc
 
@@ -213,6 +224,16 @@ class Database:
             yield Writer(conn)
 
 
+async def _release(pool: asyncpg.Pool[Any], conn: PoolConnectionProxy[Any]) -> None:
+    try:
+        await pool.release(conn)
+    except Exception as exc:
+        # The connection could not be reset (it broke mid-statement, as when the server shuts
+        # down); asyncpg has terminated it and will open a new one. The statement's own outcome
+        # is what the caller must hear about, not this.
+        log.warning("dropped a database connection that could not be reset: %r", exc)
+
+
 class Writer:
     """Statements inside one write transaction (see `Database.transaction`)."""
 
@@ -230,6 +251,17 @@ class Writer:
     async def execute(self, sql: str, *args: object) -> str:
         _note(sql)
         return await self.conn.execute(sql, *args)
+
+
+# Session settings of every service connection (benches use them too, to plan alike).
+SESSION_SETTINGS: Final = {
+    # API statements are short: JIT compilation and parallel workers cost more than they
+    # save (measured: JIT alone added 2-3 s to a common-term search at 1M rows).
+    "jit": "off",
+    "max_parallel_workers_per_gather": "0",
+    # Bitmaps of common search terms stay exact instead of lossy (re-checked rows).
+    "work_mem": "16MB",
+}
 
 
 async def _create_pool(dsn: str, settings: Settings, role: str, lazy: bool) -> asyncpg.Pool[Any]:
@@ -258,12 +290,7 @@ async def _pool(dsn: str, settings: Settings, role: str, min_size: int) -> async
         server_settings={
             "application_name": f"newsgraph-{role}",
             "statement_timeout": str(settings.statement_timeout_ms),
-            # API statements are short: JIT compilation and parallel workers cost more than
-            # they save (measured: JIT alone added 2-3 s to a common-term search at 1M rows).
-            "jit": "off",
-            "max_parallel_workers_per_gather": "0",
-            # Bitmaps of common search terms stay exact instead of lossy (re-checked rows).
-            "work_mem": "16MB",
+            **SESSION_SETTINGS,
         },
     )
 

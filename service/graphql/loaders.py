@@ -12,7 +12,7 @@ from typing import TypeAlias
 
 from strawberry.dataloader import DataLoader
 
-from service.db import articles, entities, sources
+from service.db import articles, entities, search, sources
 from service.db.articles import ArticlePageQuery, Scope
 from service.db.pool import Database
 from service.db.records import (
@@ -22,6 +22,7 @@ from service.db.records import (
     EntityRecord,
     SourceRecord,
 )
+from service.db.search import SearchConfigs
 
 __all__ = ["Loaders", "PageKey", "PageRows"]
 
@@ -44,6 +45,11 @@ class Loaders:
         self.co_mentioned = DataLoader(self._co_mentioned, max_batch_size=MAX_BATCH)
         self.article_pages = DataLoader(self._article_pages, max_batch_size=MAX_BATCH)
         self.article_counts = DataLoader(self._article_counts, max_batch_size=MAX_BATCH)
+        self.search_configs = DataLoader(self._search_configs, max_batch_size=MAX_BATCH)
+
+    async def _search_configs(self, keys: Sequence[tuple[str, ...]]) -> list[SearchConfigs]:
+        present = await search.fetch_languages(self.db)
+        return [search.search_configs(present, languages) for languages in keys]
 
     async def _articles(self, ids: Sequence[int]) -> list[ArticleRecord | None]:
         found = await articles.fetch_articles_by_ids(self.db, ids)
@@ -97,6 +103,13 @@ class Loaders:
             groups[(scope, query)].append(parent)
         found: dict[PageKey, tuple[int, bool]] = {}
         for (scope, query), parents in groups.items():
+            if scope is Scope.ALL and query.search is not None:
+                # Counting the matches of a common term costs hundreds of milliseconds; when
+                # the planner expects far more than the cap, its estimate is the answer.
+                estimate = await articles.estimate_articles(self.db, query)
+                if estimate > 2 * self.count_cap:
+                    found[(scope, 0, query)] = (estimate, False)
+                    continue
             counts = await articles.count_articles(self.db, query, scope, parents, self.count_cap)
             for parent in parents:
                 n = counts.get(parent, 0)

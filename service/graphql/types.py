@@ -462,9 +462,11 @@ async def resolve_articles(
         raise BadInput("`orderBy: RELEVANCE` needs a `search` text")
     kind = order.value.lower()
     position = decode_cursor(after, kind, _ORDER_TYPES[order]) if after else None
+    configs = await info.context.loaders.search_configs.load(db_filter.languages) if text else ()
     query = ArticlePageQuery(
         filter=db_filter,
         search=text,
+        configs=configs,
         order=order,
         after=position,  # type: ignore[arg-type]
         limit=size + 1,

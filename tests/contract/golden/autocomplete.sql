@@ -1,18 +1,5 @@
 SELECT e.id, e.kind, e.name, e.slug, e.wikidata_id, e.description, e.article_count, m.bucket
-FROM (
-    SELECT entity_id, max(bucket) AS bucket FROM (
-        SELECT n.id AS entity_id, 
-CASE WHEN n.search_key LIKE newsgraph_search_key($1) || '%' THEN 2 ELSE 1 END
- AS bucket
-        FROM entities n WHERE n.search_key LIKE newsgraph_search_key($1) || '%'
-        UNION ALL
-        SELECT x.entity_id, 
-CASE WHEN x.search_key LIKE newsgraph_search_key($1) || '%' THEN 2 ELSE 1 END
- AS bucket
-        FROM entity_aliases x WHERE x.search_key LIKE newsgraph_search_key($1) || '%'
-    ) hits GROUP BY entity_id
-) m
-JOIN entities e ON e.id = m.entity_id
-WHERE true
+FROM (SELECT id, max(bucket) AS bucket FROM ((SELECT e.id, 2 AS bucket FROM entities e WHERE (e.search_key ~>=~ newsgraph_search_key($1) AND e.search_key ~<~ (newsgraph_search_key($1) || chr(1114111))) ORDER BY e.article_count DESC, e.id DESC LIMIT $2) UNION ALL (SELECT e.id, 2 AS bucket FROM entity_aliases x JOIN entities e ON e.id = x.entity_id WHERE (x.search_key ~>=~ newsgraph_search_key($1) AND x.search_key ~<~ (newsgraph_search_key($1) || chr(1114111))) ORDER BY e.article_count DESC, e.id DESC LIMIT $2)) hits GROUP BY id) m
+JOIN entities e ON e.id = m.id
 ORDER BY m.bucket DESC, e.article_count DESC, e.id DESC
 LIMIT $2
