@@ -12,13 +12,25 @@ from collections.abc import AsyncIterator
 from typing import Any, TypedDict
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import Route
 from strawberry.asgi import GraphQL
 
 from service.config import ConfigError, Settings
 from service.db.pool import Database, open_database
 from service.graphql import Context, build_schema, make_context
+from service.graphql.http import HttpCache
 from service.ingest.catalogue import LinkerCache
+from service.metrics import Metrics, operation_names
+from service.observability import (
+    RequestMiddleware,
+    Tracing,
+    metrics_endpoint,
+    start_tracing,
+    tracing_enabled,
+)
+from service.resources import operations_dir
+from service.rest.access import AccessMiddleware
 from service.rest.health import healthz, readyz
 from service.rest.ingest import ingest_ndjson
 from service.rest.openapi import openapi
@@ -42,10 +54,16 @@ class GraphQLView(GraphQL[Context, None]):
         )
         self.settings = settings
 
+    def should_render_graphql_ide(self, request: Any) -> bool:
+        # A persisted query over GET has `extensions` instead of `query`: not a page request.
+        if "extensions" in request.query_params:
+            return False
+        return bool(super().should_render_graphql_ide(request))
+
     async def get_context(self, request: Any, response: Any) -> Context:
         state = request.state
         return make_context(
-            self.settings, state.db, request.headers.get("x-request-id"), state.catalogue
+            self.settings, state.db, getattr(state, "request_id", None), state.catalogue
         )
 
 
@@ -57,30 +75,55 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             "DATABASE_URL is not set: use `newsgraph serve`, which starts an embedded database"
         )
 
+    metrics = Metrics(
+        known_operations=operation_names(operations_dir()),
+        multiproc_dir=settings.metrics_multiproc_dir,
+    )
+    tracing = tracing_enabled(settings)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         # One entity linker per process, rebuilt in the background when the catalogue changes.
         catalogue = LinkerCache()
+        # Tracing starts here, in the process that serves (each worker has its own).
+        tracer: Tracing | None = start_tracing(settings) if tracing else None
         try:
-            if database is not None:
-                yield {"db": database, "settings": settings, "catalogue": catalogue}
-                return
-            async with open_database(settings) as db:
+            async with contextlib.AsyncExitStack() as stack:
+                # Lazy: the service starts while the database is down (/readyz says 503).
+                db = database
+                if db is None:
+                    db = await stack.enter_async_context(open_database(settings, lazy=True))
+                metrics.watch_pools(db)
+                stack.callback(metrics.unwatch_pools, db)
                 yield {"db": db, "settings": settings, "catalogue": catalogue}
         finally:
             await catalogue.close()
+            if tracer is not None:
+                tracer.shutdown()
+            metrics.process_exited()
 
     graphql = GraphQLView(settings)
+    # Outermost first: every answer, a refusal by the access check too, is logged and counted.
+    middleware = [
+        Middleware(RequestMiddleware, metrics=metrics),
+        Middleware(AccessMiddleware, settings=settings),
+    ]
+    if tracing:
+        from starlette.middleware.opentelemetry import OpenTelemetryMiddleware
+
+        middleware.insert(0, Middleware(OpenTelemetryMiddleware))
     return Starlette(
         routes=[
-            Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route("/graphql", HttpCache(graphql, settings), methods=["GET", "POST"]),
             # The ingest stream has no total size limit, only a per-line one; a route's
             # max_body_size replaces the app's for that route (also upwards).
             Route("/v1/ingest", ingest_ndjson, methods=["POST"], max_body_size=sys.maxsize),
             Route("/openapi.json", openapi, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics_endpoint(metrics), methods=["GET"]),
         ],
+        middleware=middleware,
         lifespan=lifespan,
         max_body_size=settings.max_body_bytes,
     )

@@ -15,12 +15,14 @@ from pathlib import Path
 import asyncpg
 import uvicorn
 
+from service.apikey_cli import add_apikey_parser
 from service.config import ConfigError, Settings
 from service.db import migrate
 from service.db.embedded import EmbeddedPostgres, EmbeddedPostgresError
 from service.db.pool import open_database
 from service.graphql import export_sdl
 from service.ingest_cli import add_ingest_parser
+from service.observability import configure_logging, logging_config
 
 __all__ = ["main"]
 
@@ -93,6 +95,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             port=port,
             workers=args.workers or settings.workers,
             log_level="info",
+            # Our JSON logging in every worker process; the access log is ours too.
+            log_config=logging_config(settings),
+            access_log=False,
             timeout_graceful_shutdown=20,
         )
     return 0
@@ -131,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     migrate_cmd.add_argument("revision", nargs="?", default="head", help="target (default head)")
     migrate_cmd.set_defaults(handler=cmd_migrate)
     add_ingest_parser(commands)
+    add_apikey_parser(commands)
     export = commands.add_parser("export-schema", help="print the GraphQL SDL")
     export.add_argument("--output", "-o", help="write to this file instead of stdout")
     export.set_defaults(handler=cmd_export_schema)
@@ -139,13 +145,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     if args.command == "export-schema":
         return cmd_export_schema(args, None)
     try:
         settings = Settings.from_environ()
+    except ConfigError as exc:
+        configure_logging(Settings())  # the default format, to say what is wrong
+        log.error("%s", exc)
+        return 2
+    configure_logging(settings)
+    try:
         return int(args.handler(args, settings))
     except (ConfigError, EmbeddedPostgresError) as exc:
         log.error("%s", exc)

@@ -119,6 +119,33 @@ class Settings:
     ingest_max_items: int = 1000
     ingest_batch_size: int = 500
     ingest_max_line_bytes: int = 1_048_576
+    # Access and abuse protection (docs/access.md).
+    key_secret: str | None = None
+    anonymous_reads: bool = False
+    key_cache_ttl: float = 5.0
+    rate_limit_storage: str = "memory://"
+    rate_limit_anonymous: int = 3_000
+    rate_limit_reader: int = 30_000
+    rate_limit_ingest: int = 30_000
+    rate_limit_admin: int = 60_000
+    max_query_cost: int = 1_000
+    max_query_nodes: int = 50_000
+    max_query_aliases: int = 30
+    max_query_tokens: int = 2_000
+    trusted_documents_only: bool = False
+    apq_cache_size: int = 1_000
+    cache_max_age: int = 30
+    # Operability (docs/operating.md).
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = "json"
+    # prometheus_client's multiprocess mode, for --workers N: the library reads this variable
+    # itself too, so both always agree.
+    metrics_multiproc_dir: Path | None = None
+    # OpenTelemetry tracing is on when an exporter is configured; the SDK reads the other
+    # OTEL_* variables (sampler, service name, headers) itself.
+    otel_traces_exporter: str | None = None
+    otel_exporter_otlp_endpoint: str | None = None
+    otel_service_name: str = "newsgraph"
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str] | None = None) -> Self:
@@ -155,6 +182,33 @@ class Settings:
             ingest_max_items=_int(env, "NEWSGRAPH_INGEST_MAX_ITEMS", 1000),
             ingest_batch_size=_int(env, "NEWSGRAPH_INGEST_BATCH_SIZE", 500),
             ingest_max_line_bytes=_int(env, "NEWSGRAPH_INGEST_MAX_LINE_BYTES", 1_048_576),
+            key_secret=env.get("NEWSGRAPH_KEY_SECRET") or None,
+            anonymous_reads=_bool(env, "NEWSGRAPH_ANONYMOUS_READS", False),
+            key_cache_ttl=_float(env, "NEWSGRAPH_KEY_CACHE_TTL", 5.0),
+            rate_limit_storage=env.get("NEWSGRAPH_RATE_LIMIT_STORAGE") or "memory://",
+            rate_limit_anonymous=_int(env, "NEWSGRAPH_RATE_LIMIT_ANONYMOUS", 3_000, low=0),
+            rate_limit_reader=_int(env, "NEWSGRAPH_RATE_LIMIT_READER", 30_000, low=0),
+            rate_limit_ingest=_int(env, "NEWSGRAPH_RATE_LIMIT_INGEST", 30_000, low=0),
+            rate_limit_admin=_int(env, "NEWSGRAPH_RATE_LIMIT_ADMIN", 60_000, low=0),
+            max_query_cost=_int(env, "NEWSGRAPH_MAX_QUERY_COST", 1_000),
+            max_query_nodes=_int(env, "NEWSGRAPH_MAX_QUERY_NODES", 50_000),
+            max_query_aliases=_int(env, "NEWSGRAPH_MAX_QUERY_ALIASES", 30, low=0),
+            max_query_tokens=_int(env, "NEWSGRAPH_MAX_QUERY_TOKENS", 2_000),
+            trusted_documents_only=_bool(env, "NEWSGRAPH_TRUSTED_DOCUMENTS_ONLY", False),
+            apq_cache_size=_int(env, "NEWSGRAPH_APQ_CACHE_SIZE", 1_000, low=0),
+            cache_max_age=_int(env, "NEWSGRAPH_CACHE_MAX_AGE", 30, low=0),
+            log_level=_choice(
+                env, "NEWSGRAPH_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")
+            ),
+            log_format=_choice(env, "NEWSGRAPH_LOG_FORMAT", "json", ("json", "text")),
+            metrics_multiproc_dir=_path(env, "PROMETHEUS_MULTIPROC_DIR"),
+            otel_traces_exporter=env.get("OTEL_TRACES_EXPORTER") or None,
+            otel_exporter_otlp_endpoint=(
+                env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+                or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+                or None
+            ),
+            otel_service_name=env.get("OTEL_SERVICE_NAME") or "newsgraph",
         )
         settings.validate()
         return settings

@@ -4,6 +4,9 @@
     ├── BadInput              BAD_INPUT             400    a malformed id, filter or argument
     │   └── BadCursor         BAD_CURSOR            400    a cursor not ours, or for another order
     ├── LimitExceeded         LIMIT_EXCEEDED        400    a page size or other limit exceeded
+    ├── Unauthenticated       UNAUTHENTICATED       401    a key is needed but missing, or is bad
+    ├── Forbidden             FORBIDDEN             403    the key's role or sources do not allow it
+    ├── RateLimited           RATE_LIMITED          429    the key's (or address's) budget is spent
     └── ServiceUnavailable    SERVICE_UNAVAILABLE   503    the database cannot be reached now
 
 Any other exception is unexpected: the GraphQL layer masks it (message plus request id) and
@@ -17,9 +20,12 @@ from typing import ClassVar
 __all__ = [
     "BadCursor",
     "BadInput",
+    "Forbidden",
     "LimitExceeded",
     "NewsgraphError",
+    "RateLimited",
     "ServiceUnavailable",
+    "Unauthenticated",
 ]
 
 
@@ -52,3 +58,24 @@ class LimitExceeded(NewsgraphError):
 class ServiceUnavailable(NewsgraphError):
     code = "SERVICE_UNAVAILABLE"
     http_status = 503
+
+
+class Unauthenticated(NewsgraphError):
+    code = "UNAUTHENTICATED"
+    http_status = 401
+
+
+class Forbidden(NewsgraphError):
+    code = "FORBIDDEN"
+    http_status = 403
+
+
+class RateLimited(NewsgraphError):
+    """The budget is spent; `retry_after` is whole seconds until it is refilled."""
+
+    code = "RATE_LIMITED"
+    http_status = 429
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -26,7 +26,7 @@ import orjson
 from asyncpg.pool import PoolConnectionProxy
 
 from service.config import Settings
-from service.errors import ServiceUnavailable
+from service.errors import BadInput, ServiceUnavailable
 
 __all__ = [
     "Database",
@@ -194,6 +194,9 @@ class Database:
                     await _release(source, conn)
         except _UNAVAILABLE as exc:
             raise ServiceUnavailable("The database is unavailable; retry shortly.") from exc
+        except asyncpg.exceptions.CharacterNotInRepertoireError as exc:
+            # PostgreSQL text cannot hold NUL: a client's string with one is the client's error.
+            raise BadInput("Text arguments must not contain NUL characters.") from exc
 
     async def _read(self, sql: str, run: Callable[[_Conn], Awaitable[_T]]) -> _T:
         _note(sql)

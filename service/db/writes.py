@@ -20,6 +20,7 @@ __all__ = [
     "LinkRow",
     "SourceRow",
     "UpsertOutcome",
+    "article_owners",
     "known_canonical_urls",
     "merge_entities",
     "record_urls",
@@ -81,6 +82,7 @@ class ArticleRow:
     image_width: int | None = None
     image_height: int | None = None
     published_at_estimated: bool = False
+    ingest_key_id: int | None = None  # the API key writing it (None: written without a key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +96,7 @@ class LinkRow:
 @dataclass(frozen=True, slots=True)
 class UpsertOutcome:
     id: int
-    status: str  # CREATED | UPDATED | UNCHANGED
+    status: str  # CREATED | UPDATED | UNCHANGED | FORBIDDEN (another key's article)
 
 
 def _json(rows: Sequence[object]) -> list[dict[str, object]]:
@@ -257,18 +259,19 @@ ARTICLE_FIELDS: Final = """
     source_id bigint, url text, canonical_url text, title text, published_at timestamptz,
     content_hash text, external_id text, summary text, body text, authors text[], language text,
     section text, tags text[], image_url text, image_credit text, image_caption text,
-    image_alt text, image_width int, image_height int, published_at_estimated boolean"""
+    image_alt text, image_width int, image_height int, published_at_estimated boolean,
+    ingest_key_id bigint"""
 
 UPSERT_ARTICLES: Final = f"""
 INSERT INTO articles AS a (
     source_id, url, canonical_url, title, published_at, content_hash, external_id, summary,
     body, authors, language, section, tags, image_url, image_credit, image_caption, image_alt,
-    image_width, image_height, published_at_estimated)
+    image_width, image_height, published_at_estimated, ingest_key_id)
 SELECT x.source_id, x.url, x.canonical_url, x.title, x.published_at,
        decode(x.content_hash, 'hex'), x.external_id, x.summary, x.body,
        coalesce(x.authors, '{{}}'), x.language, x.section, coalesce(x.tags, '{{}}'),
        x.image_url, x.image_credit, x.image_caption, x.image_alt, x.image_width, x.image_height,
-       x.published_at_estimated
+       x.published_at_estimated, x.ingest_key_id
 FROM jsonb_to_recordset($1::jsonb) AS x({ARTICLE_FIELDS})
 ON CONFLICT (canonical_url) DO UPDATE SET
     source_id = EXCLUDED.source_id, url = EXCLUDED.url, title = EXCLUDED.title,
@@ -281,8 +284,10 @@ ON CONFLICT (canonical_url) DO UPDATE SET
     image_url = EXCLUDED.image_url, image_credit = EXCLUDED.image_credit,
     image_caption = EXCLUDED.image_caption, image_alt = EXCLUDED.image_alt,
     image_width = EXCLUDED.image_width, image_height = EXCLUDED.image_height,
-    updated_at = now()
+    ingest_key_id = EXCLUDED.ingest_key_id, updated_at = now()
 WHERE a.content_hash IS DISTINCT FROM EXCLUDED.content_hash
+  -- A scoped key ($2) never overwrites an article another key wrote last.
+  AND ($2::bigint IS NULL OR a.ingest_key_id IS NULL OR a.ingest_key_id = $2)
 RETURNING a.id, a.canonical_url, (xmax = 0) AS inserted
 """
 
@@ -313,22 +318,50 @@ async def record_urls(w: Writer, urls: Sequence[tuple[str, int]]) -> None:
 
 
 SELECT_ARTICLE_IDS_BY_URL: Final = """
-SELECT canonical_url, id FROM articles WHERE canonical_url = ANY($1::text[])
+SELECT canonical_url, id, content_hash, ingest_key_id FROM articles
+WHERE canonical_url = ANY($1::text[])
 """
 
 
-async def upsert_articles(w: Writer, rows: Sequence[ArticleRow]) -> list[UpsertOutcome]:
-    """Insert or update by canonical URL; rows must have distinct canonical URLs."""
-    written = await w.fetch(UPSERT_ARTICLES, _json(rows))
+async def upsert_articles(
+    w: Writer, rows: Sequence[ArticleRow], *, scoped_key: int | None = None
+) -> list[UpsertOutcome]:
+    """Insert or update by canonical URL; rows must have distinct canonical URLs.
+
+    With `scoped_key`, an article another key wrote last is left alone (FORBIDDEN).
+    """
+    written = await w.fetch(UPSERT_ARTICLES, _json(rows), scoped_key)
     outcomes = {
         r["canonical_url"]: UpsertOutcome(r["id"], "CREATED" if r["inserted"] else "UPDATED")
         for r in written
     }
+    hashes = {row.canonical_url: row.content_hash for row in rows}
     unchanged = [row.canonical_url for row in rows if row.canonical_url not in outcomes]
     if unchanged:
         for r in await w.fetch(SELECT_ARTICLE_IDS_BY_URL, unchanged):
-            outcomes[r["canonical_url"]] = UpsertOutcome(r["id"], "UNCHANGED")
+            owner = r["ingest_key_id"]
+            refused = (
+                scoped_key is not None
+                and owner not in (None, scoped_key)
+                and bytes(r["content_hash"]) != hashes[r["canonical_url"]]
+            )
+            outcomes[r["canonical_url"]] = UpsertOutcome(
+                r["id"], "FORBIDDEN" if refused else "UNCHANGED"
+            )
     return [outcomes[row.canonical_url] for row in rows]
+
+
+SELECT_OWNERS: Final = """
+SELECT canonical_url, ingest_key_id FROM articles WHERE canonical_url = ANY($1::text[])
+ORDER BY canonical_url
+FOR UPDATE
+"""
+
+
+async def article_owners(w: Writer, canonical_urls: Sequence[str]) -> dict[str, int | None]:
+    """The key that last wrote each existing article (locked until the transaction ends)."""
+    rows = await w.fetch(SELECT_OWNERS, sorted(canonical_urls))
+    return {r["canonical_url"]: r["ingest_key_id"] for r in rows}
 
 
 DELETE_LINKS: Final = "DELETE FROM article_entities WHERE article_id = ANY($1::bigint[])"

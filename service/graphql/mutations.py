@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import strawberry
 
+from service.auth import Role, current_principal, require
 from service.errors import BadInput, LimitExceeded
 from service.graphql.context import Info
 from service.graphql.types import Article, Entity, EntityKind
@@ -104,7 +105,10 @@ class IngestStatus(enum.Enum):
 @strawberry.type(description="Why an item was rejected.")
 class IngestError:
     path: str = strawberry.field(description="The offending field, e.g. articles[3].publishedAt.")
-    code: str = strawberry.field(description="A stable code: BAD_INPUT or LIMIT_EXCEEDED.")
+    code: str = strawberry.field(
+        description="A stable code: BAD_INPUT, LIMIT_EXCEEDED or FORBIDDEN (not the key's "
+        "source, or another key's article)."
+    )
     message: str = strawberry.field(description="What is wrong, for a person.")
 
 
@@ -171,13 +175,15 @@ def _result(result: ItemResult) -> IngestResult:
 class Mutation:
     @strawberry.mutation(
         description="Create or update articles, idempotently: one result per input, in order. "
-        "At most 1,000 per call (use POST /v1/ingest for streams)."
+        "At most 1,000 per call (use POST /v1/ingest for streams). Needs an ingest or admin key."
     )
     async def ingest_articles(
         self,
         info: Info,
         articles: Annotated[list[ArticleInput], strawberry.argument(description="The articles.")],
     ) -> list[IngestResult]:
+        writer = current_principal(info.context.settings)
+        require(writer, Role.INGEST)
         limit = info.context.settings.ingest_max_items
         if len(articles) > limit:
             raise LimitExceeded(
@@ -186,17 +192,21 @@ class Mutation:
             )
         info.context.read_own_writes()
         linker = await info.context.linker()
-        results = await ingest_batch(info.context.db, [_plain(a) for a in articles], linker=linker)
+        results = await ingest_batch(
+            info.context.db, [_plain(a) for a in articles], linker=linker, writer=writer
+        )
         return [_result(r) for r in results]
 
     @strawberry.mutation(
-        description="Create or update catalogue entities; the entities, in input order."
+        description="Create or update catalogue entities; the entities, in input order. "
+        "Needs an admin key."
     )
     async def upsert_entities(
         self,
         info: Info,
         entities: Annotated[list[EntityInput], strawberry.argument(description="The entities.")],
     ) -> list[Entity]:
+        require(current_principal(info.context.settings), Role.ADMIN)
         if len(entities) > MAX_ENTITIES_PER_CALL:
             raise LimitExceeded(f"`entities` takes at most {MAX_ENTITIES_PER_CALL} items per call")
         items = []
@@ -212,7 +222,7 @@ class Mutation:
 
     @strawberry.mutation(
         description="Merge entities into one: their mentions and aliases move to `into`, and "
-        "their ids and slugs keep resolving to it. Returns the merged entity."
+        "their ids and slugs keep resolving to it. Returns the merged entity. Needs an admin key."
     )
     async def merge_entities(
         self,
@@ -223,6 +233,7 @@ class Mutation:
             strawberry.argument(name="from", description="The entities merged into it."),
         ],
     ) -> Entity:
+        require(current_principal(info.context.settings), Role.ADMIN)
         target = decode_typed_id(into, "Entity")
         sources = [decode_typed_id(value, "Entity") for value in from_]
         if not sources:

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import QueryDepthLimiter, ValidationCache
+from strawberry.extensions import ValidationCache
 from strawberry.schema.config import StrawberryConfig
 
 from service.config import Settings
 from service.graphql.errors import ErrorCodes
+from service.graphql.limits import limit_extensions
+from service.graphql.metrics import OperationMetrics, tracing_extension
 from service.graphql.mutations import Mutation
+from service.graphql.persisted import persisted_extensions
 from service.graphql.queries import Query
 from service.graphql.types import Article, Entity, Source
+from service.observability import tracing_enabled
 
 __all__ = ["build_schema", "export_sdl"]
 
@@ -28,13 +32,17 @@ class Schema(strawberry.Schema):
 
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     """The schema with the limits of `settings`; without settings, only for export."""
-    extensions: list[object] = [ErrorCodes]
+    # OperationMetrics before ErrorCodes: hooks end in reverse order, so it sees the codes.
+    extensions: list[object] = [OperationMetrics, ErrorCodes]
     if settings is not None:
-        depth = settings.max_query_depth
         extensions += [
-            lambda: QueryDepthLimiter(max_depth=depth),
             lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
+            # After ErrorCodes, so their codes are set before it looks (exits run in reverse).
+            *persisted_extensions(settings),
+            *limit_extensions(settings),
         ]
+        if tracing_enabled(settings):
+            extensions.insert(0, tracing_extension())
     return Schema(
         query=Query,
         mutation=Mutation,

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
+from service.auth import Principal, domain_allowed
 from service.db.pool import Database, Writer
 from service.db.writes import (
     ArticleRow,
@@ -30,6 +31,7 @@ from service.db.writes import (
     LinkRow,
     SourceRow,
     UpsertOutcome,
+    article_owners,
     known_canonical_urls,
     merge_entities,
     record_urls,
@@ -44,6 +46,7 @@ from service.ingest.language import detect_language
 from service.ingest.linking import Linker, Mention
 from service.ingest.normalize import canonicalize_url, content_hash, parse_published_at, slugify
 from service.ingest.text import BODY_MAX, SUMMARY_MAX, TITLE_MAX, plain_text
+from service.metrics import count_ingest
 
 __all__ = [
     "ENTITY_KINDS",
@@ -324,38 +327,77 @@ def prepare(index: int, item: object, now: datetime) -> _Draft | list[ItemError]
 
 
 async def ingest_batch(
-    db: Database, items: Sequence[object], *, linker: Linker | None = None
+    db: Database,
+    items: Sequence[object],
+    *,
+    linker: Linker | None = None,
+    writer: Principal | None = None,
 ) -> list[ItemResult]:
-    """Validate, normalise and store `items`; one result per item, in input order."""
+    """Validate, normalise and store `items`; one result per item, in input order.
+
+    `writer` is the API key writing (None: no key, as `newsgraph ingest`): its id is recorded
+    on each article it writes, and a scoped (ingest) key may write only articles of its
+    sources that no other key wrote last; other items are REJECTED with code FORBIDDEN.
+    """
     # Validation, HTML reduction, language detection and linking are CPU work: a thread keeps
     # them off the event loop, so reads are not stalled behind a large batch.
-    results, drafts = await asyncio.to_thread(_prepare_all, items, linker)
+    results, drafts = await asyncio.to_thread(_prepare_all, items, linker, writer)
     if drafts:
-        for result in await _store(db, drafts):
+        for result in await _store(db, drafts, writer):
             results[result.index] = result
-    return [r for r in results if r is not None]
+    done = [r for r in results if r is not None]
+    count_ingest(r.status for r in done)
+    return done
+
+
+def _out_of_scope(draft: _Draft, writer: Principal | None) -> ItemError | None:
+    """Why a scoped key may not write this item (its source or a URL is not its own)."""
+    if writer is None or not writer.is_scoped:
+        return None
+    allowed = writer.sources or frozenset()
+    hosts = [("source.domain", draft.source.domain)] + [
+        ("url", (urlsplit(u).hostname or "")) for u in draft.urls
+    ]
+    for path, host in hosts:
+        if not domain_allowed(allowed, host):
+            permitted = ", ".join(sorted(allowed)) or "none"
+            return ItemError(
+                f"articles[{draft.index}].{path}",
+                "FORBIDDEN",
+                f"this API key may write only articles of its sources ({permitted}); "
+                f"{host.removeprefix('www.') or 'this'} is not one of them",
+            )
+    return None
 
 
 def _prepare_all(
-    items: Sequence[object], linker: Linker | None
+    items: Sequence[object], linker: Linker | None, writer: Principal | None = None
 ) -> tuple[list[ItemResult | None], list[_Draft]]:
     now = datetime.now(UTC)
     results: list[ItemResult | None] = [None] * len(items)
     drafts: list[_Draft] = []
+    key_id = writer.key_id if writer is not None else None
     for index, item in enumerate(items):
         prepared = prepare(index, item, now)
         if isinstance(prepared, list):
             results[index] = ItemResult(index, "REJECTED", errors=tuple(prepared))
             continue
+        if (refusal := _out_of_scope(prepared, writer)) is not None:
+            results[index] = ItemResult(index, "REJECTED", errors=(refusal,))
+            continue
+        if key_id is not None:
+            prepared.row = replace(prepared.row, ingest_key_id=key_id)
         if linker is not None:
             prepared.mentions = linker.link(*prepared.text)
         drafts.append(prepared)
     return results, drafts
 
 
-async def _store(db: Database, drafts: list[_Draft]) -> list[ItemResult]:
+async def _store(
+    db: Database, drafts: list[_Draft], writer: Principal | None = None
+) -> list[ItemResult]:
     try:
-        return await _with_retries(db, drafts)
+        return await _with_retries(db, drafts, writer)
     except asyncpg.PostgresError as exc:
         if isinstance(exc, asyncpg.exceptions.InterfaceError) or len(drafts) == 1:
             if len(drafts) == 1 and _is_data_error(exc):
@@ -374,7 +416,7 @@ async def _store(db: Database, drafts: list[_Draft]) -> list[ItemResult]:
     # One item poisons the batch: store each alone, so only that one is rejected.
     results = []
     for draft in drafts:
-        results.extend(await _store(db, [draft]))
+        results.extend(await _store(db, [draft], writer))
     return results
 
 
@@ -389,11 +431,13 @@ def _is_data_error(exc: asyncpg.PostgresError) -> bool:
     return state.startswith(("22", "23"))  # data exception, integrity constraint violation
 
 
-async def _with_retries(db: Database, drafts: list[_Draft]) -> list[ItemResult]:
+async def _with_retries(
+    db: Database, drafts: list[_Draft], writer: Principal | None
+) -> list[ItemResult]:
     for attempt in range(RETRIES):
         try:
             async with db.transaction() as w:
-                return await _write(w, drafts)
+                return await _write(w, drafts, writer)
         except _RETRYABLE:
             if attempt == RETRIES - 1:
                 raise
@@ -401,7 +445,22 @@ async def _with_retries(db: Database, drafts: list[_Draft]) -> list[ItemResult]:
     raise AssertionError("unreachable")
 
 
-async def _write(w: Writer, drafts: list[_Draft]) -> list[ItemResult]:
+def _not_owner(draft: _Draft) -> ItemResult:
+    return ItemResult(
+        draft.index,
+        "REJECTED",
+        errors=(
+            ItemError(
+                f"articles[{draft.index}]",
+                "FORBIDDEN",
+                f"the article {draft.row.canonical_url} was last written with another API key; "
+                "only that key or an admin may change it",
+            ),
+        ),
+    )
+
+
+async def _write(w: Writer, drafts: list[_Draft], writer: Principal | None) -> list[ItemResult]:
     source_ids = await upsert_sources(w, sorted((d.source for d in drafts), key=lambda s: s.domain))
     # An item whose URL or canonical URL was seen before is that earlier article.
     known = await known_canonical_urls(
@@ -416,15 +475,25 @@ async def _write(w: Writer, drafts: list[_Draft]) -> list[ItemResult]:
         groups.setdefault(key, []).append(draft)
     # Repeats of one URL in a batch are applied in input order: the last copy is what is stored.
     keys = sorted(groups)
-    outcomes = dict(
-        zip(keys, await upsert_articles(w, [groups[k][-1].row for k in keys]), strict=True)
-    )
+    results: list[ItemResult] = []
+    scoped_key = writer.key_id if writer is not None and writer.is_scoped else None
+    if scoped_key is not None:
+        # Articles another key wrote last are not this key's to change (rows locked till commit).
+        owners = await article_owners(w, keys)
+        taken = {k for k in keys if owners.get(k) not in (None, scoped_key)}
+        results += [_not_owner(d) for k in sorted(taken) for d in groups[k]]
+        keys = [k for k in keys if k not in taken]
+    rows = [groups[k][-1].row for k in keys]
+    upserted = await upsert_articles(w, rows, scoped_key=scoped_key) if rows else []
+    outcomes = dict(zip(keys, upserted, strict=True))
+    # Lost a race with another key creating the same article: not ours either.
+    results += [_not_owner(d) for k in keys if outcomes[k].status == "FORBIDDEN" for d in groups[k]]
+    keys = [k for k in keys if outcomes[k].status != "FORBIDDEN"]
     await record_urls(
         w, [(u, outcomes[k].id) for k in keys for d in groups[k] for u in (k, *d.urls)]
     )
     changed = [(groups[k][-1], outcomes[k]) for k in keys if outcomes[k].status != "UNCHANGED"]
     await _link(w, changed)
-    results = []
     for key in keys:
         results.extend(_group_results(groups[key], outcomes[key]))
     return results
@@ -463,22 +532,37 @@ async def _link(w: Writer, changed: list[tuple[_Draft, UpsertOutcome]]) -> None:
 
 
 async def load_catalogue(db: Database, entities: Sequence[Mapping[str, object]]) -> list[int]:
-    """Create or update catalogue entities from `{name, kind, wikidataId, aliases, description}`."""
+    """Create or update catalogue entities from `{name, kind, wikidataId, aliases, description}`.
+
+    Raises BadInput naming the first invalid field (`entities[3].wikidataId`); nothing is
+    written then.
+    """
     rows = []
-    for entity in entities:
-        name = str(entity["name"]).strip()
-        kind = str(entity.get("kind") or "OTHER").upper()
-        if kind not in ENTITY_KINDS:
-            raise BadInput(f"unknown entity kind {kind!r} for {name!r}")
-        aliases = entity.get("aliases") or []
+    for i, entity in enumerate(entities):
+        problems = _Problems(i)
+        problems.prefix = f"entities[{i}]"
+        name = _string(entity, "name", problems, required=True)
+        kind = entity.get("kind") or "OTHER"
+        if not isinstance(kind, str) or kind.upper() not in ENTITY_KINDS:
+            problems.add("kind", f"must be one of {', '.join(sorted(ENTITY_KINDS))}")
+            kind = "OTHER"
+        wikidata = entity.get("wikidataId")
+        if wikidata is not None and (not isinstance(wikidata, str) or not _is_qid(wikidata)):
+            problems.add("wikidataId", "must be a Wikidata item id like Q42")
+            wikidata = None
+        description = _string(entity, "description", problems, max_chars=2000)
+        aliases = _strings(entity, "aliases", problems)
+        if problems.errors or name is None:
+            error = problems.errors[0]
+            raise BadInput(f"{error.path} {error.message}", field=error.path)
         rows.append(
             EntityRow(
                 name=name,
-                kind=kind,
+                kind=kind.upper(),
                 slug=slugify(name),
-                wikidata_id=str(entity["wikidataId"]) if entity.get("wikidataId") else None,
-                description=str(entity["description"]) if entity.get("description") else None,
-                aliases=tuple(str(a) for a in aliases) if isinstance(aliases, list) else (),
+                wikidata_id=wikidata,
+                description=description,
+                aliases=aliases,
             )
         )
     async with db.transaction() as w:

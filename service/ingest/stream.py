@@ -19,6 +19,7 @@ from service.db.pool import Database
 from service.ids import encode_id
 from service.ingest.catalogue import LinkerCache
 from service.ingest.pipeline import ItemError, ItemResult, ingest_batch
+from service.metrics import count_ingest
 
 __all__ = [
     "FLUSH_AFTER",
@@ -282,6 +283,7 @@ async def ingest_lines(
                 if isinstance(item, ItemError):
                     kept = line.data if keep_input else None
                     batch.add_result(LineResult(line.number, "REJECTED", None, (item,), kept))
+                    count_ingest(("REJECTED",))
                     continue
                 if not batch.items:
                     if ready := batch.take_ready():

@@ -2,6 +2,13 @@
 
 The contract a partner relies on:
 
+Access
+    Needs an API key with the `ingest` or `admin` role (`Authorization: Bearer <key>`):
+    without one 401, with a `reader` key 403, both as a JSON error (`UNAUTHENTICATED`,
+    `FORBIDDEN`). With `NEWSGRAPH_AUTH=off` a request without a key may ingest. An ingest
+    key writes only articles of its sources and never one another key wrote last: such a
+    line is REJECTED with code FORBIDDEN; each stored article records the key.
+
 Request
     `Content-Type: application/x-ndjson` (or `application/jsonl`; anything else, or a
     `Content-Encoding` such as gzip, is 415).
@@ -59,6 +66,7 @@ import uuid
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
+    Sequence,
 )
 from dataclasses import dataclass
 from typing import Final
@@ -67,9 +75,13 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from service.auth import Principal, Role, current_principal, require
 from service.config import Settings
+from service.db.pool import Database
 from service.errors import NewsgraphError
-from service.ingest.stream import error_line, ingest_lines, pipeline_store, result_line
+from service.ingest.catalogue import LinkerCache
+from service.ingest.pipeline import ItemResult, ingest_batch
+from service.ingest.stream import StoreBatch, error_line, ingest_lines, result_line
 
 __all__ = ["NDJSON_MEDIA_TYPES", "ingest_ndjson"]
 
@@ -149,11 +161,21 @@ class _Outbox:
         return data
 
 
-async def _produce(request: Request, outbox: _Outbox, request_id: str) -> None:
+def _store_as(db: Database, catalogue: LinkerCache | None, writer: Principal) -> StoreBatch:
+    """The pipeline bound to `db`, writing as `writer` (its key recorded, its scope applied)."""
+
+    async def store(items: Sequence[object]) -> list[ItemResult]:
+        linker = await catalogue.get(db) if catalogue is not None else None
+        return await ingest_batch(db, items, linker=linker, writer=writer)
+
+    return store
+
+
+async def _produce(request: Request, outbox: _Outbox, request_id: str, writer: Principal) -> None:
     settings: Settings = request.state.settings
     answered = 0
     lines = ingest_lines(
-        pipeline_store(request.state.db, request.state.catalogue),
+        _store_as(request.state.db, request.state.catalogue, writer),
         request.stream(),
         batch_size=settings.ingest_batch_size,
         max_line_bytes=settings.ingest_max_line_bytes,
@@ -229,6 +251,11 @@ async def _answer(
 
 async def ingest_ndjson(request: Request) -> Response:
     """`POST /v1/ingest` (see the module docstring for the contract)."""
+    writer = current_principal(request.state.settings)
+    try:
+        require(writer, Role.INGEST)
+    except NewsgraphError as exc:
+        return _error_response(exc.http_status, exc.code, exc.message)
     media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if media_type not in NDJSON_MEDIA_TYPES:
         return _error_response(
@@ -245,7 +272,7 @@ async def ingest_ndjson(request: Request) -> Response:
         )
     request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
     outbox = _Outbox(OUTBOX_LIMIT_BYTES, STALL_TIMEOUT)
-    producer = asyncio.create_task(_produce(request, outbox, request_id))
+    producer = asyncio.create_task(_produce(request, outbox, request_id, writer))
     try:
         first = await outbox.take()
     except BaseException:

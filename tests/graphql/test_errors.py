@@ -104,3 +104,14 @@ async def test_unexpected_errors_are_masked_with_the_request_id(
     assert "hunter2" not in error["message"]
     assert "request id" in error["message"]
     assert "hunter2" in caplog.text  # the operator still sees it, in the log
+
+
+async def test_nul_characters_in_text_arguments_are_bad_input(gql: GraphQLRunner) -> None:
+    # Found by the property test: PostgreSQL text cannot hold NUL, which used to be a 500.
+    for query in (
+        "query($s: String) { entities(search: $s) { edges { cursor } } }",
+        "query($s: String) { entity(slug: $s) { id } }",
+    ):
+        error = await _error(gql, query, s="ab\x00cd")
+        assert error["code"] == "BAD_INPUT"
+        assert "NUL" in error["message"]

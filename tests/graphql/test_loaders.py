@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
-from service.db.pool import track_statements
+import dataclasses
+
+import pytest
+
+from service.config import Settings
+from service.db.pool import Database, track_statements
 from tests.conftest import GraphQLRunner
+
+
+@pytest.fixture
+def gql(settings: Settings, db: Database) -> GraphQLRunner:
+    # Heavy on purpose (pages of 100 above nested lists), which the query cost and node
+    # limits refuse by default (tests/graphql/test_limits.py): lifted here.
+    lifted = dataclasses.replace(settings, max_query_cost=10**6, max_query_nodes=10**7)
+    return GraphQLRunner(lifted, db)
+
 
 # articles → source, entities → entity → coMentioned: one statement per level.
 NESTED = """

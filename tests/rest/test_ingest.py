@@ -18,7 +18,6 @@ import httpx
 import orjson
 import pytest
 
-import service.ingest.stream as stream_module
 import service.rest.ingest as ingest_module
 from service.app import create_app
 from service.config import Settings
@@ -292,7 +291,7 @@ async def test_a_database_failure_mid_stream_ends_the_answer_with_an_error_line(
     settings: Settings, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     unavailable = ServiceUnavailable("The database is unavailable; retry shortly.")
-    monkeypatch.setattr(stream_module, "ingest_batch", failing_on_call(2, unavailable))
+    monkeypatch.setattr(ingest_module, "ingest_batch", failing_on_call(2, unavailable))
     body = b"".join(line(article(f"midway-{n}")) for n in range(5))
     async with app_client(dataclasses.replace(settings, ingest_batch_size=2), db) as http:
         response = await http.post("/v1/ingest", content=body, headers=NDJSON)
@@ -308,7 +307,7 @@ async def test_a_database_failure_before_any_result_is_a_503(
     client: httpx.AsyncClient, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     unavailable = ServiceUnavailable("The database is unavailable; retry shortly.")
-    monkeypatch.setattr(stream_module, "ingest_batch", failing_on_call(1, unavailable))
+    monkeypatch.setattr(ingest_module, "ingest_batch", failing_on_call(1, unavailable))
     response = await client.post("/v1/ingest", content=line(article("down")), headers=NDJSON)
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "SERVICE_UNAVAILABLE"
@@ -318,7 +317,7 @@ async def test_a_database_failure_before_any_result_is_a_503(
 async def test_an_unexpected_error_is_masked_logged_and_names_the_request(
     client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(stream_module, "ingest_batch", failing_on_call(1, RuntimeError("bug")))
+    monkeypatch.setattr(ingest_module, "ingest_batch", failing_on_call(1, RuntimeError("bug")))
     response = await client.post(
         "/v1/ingest",
         content=line(article("bug")),
