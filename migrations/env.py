@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
+
 from alembic import context
 from sqlalchemy import pool, text
 from sqlalchemy.engine import Connection
@@ -52,7 +54,15 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_async() -> None:
-    engine = create_async_engine(_async_url(_dsn()), poolclass=pool.NullPool)
+    dsn = _dsn()
+    # asyncpg reads the URL itself (as the service's pools do), so libpq-style parameters
+    # such as ?sslmode=require work here too; SQLAlchemy's URL parsing would pass them on
+    # as unknown keywords.
+    engine = create_async_engine(
+        "postgresql+asyncpg://",
+        async_creator=lambda: asyncpg.connect(dsn),
+        poolclass=pool.NullPool,
+    )
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run)

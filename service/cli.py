@@ -78,8 +78,13 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     # into SystemExit lets the embedded database stop in order and the exit status be 0.
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _exit_cleanly)
+    embedded = not settings.database_url
     with database_url(settings) as dsn:
-        migrate.upgrade(dsn)
+        # A database of its own is migrated here; a shared one is migrated by `newsgraph
+        # migrate` (a k8s Job), never by every replica at start-up, and never through a
+        # transaction-mode pooler, where the advisory lock would not hold.
+        if embedded or args.migrate or args.demo:
+            migrate.upgrade(dsn)
         settings = settings.with_database(dsn)
         if args.demo:
             asyncio.run(_load_demo(settings))
@@ -131,6 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers", type=int, help="worker processes (default NEWSGRAPH_WORKERS or 1)"
     )
     serve.add_argument("--demo", action="store_true", help="load the bundled demo news first")
+    serve.add_argument(
+        "--migrate",
+        action="store_true",
+        help="migrate DATABASE_URL's database first (the embedded one always is)",
+    )
     serve.set_defaults(handler=cmd_serve)
     migrate_cmd = commands.add_parser("migrate", help="upgrade the database schema")
     migrate_cmd.add_argument("revision", nargs="?", default="head", help="target (default head)")

@@ -57,7 +57,9 @@ def fuzz_app(server_url: str) -> Iterator[Any]:
 
     url = asyncio.run(prepare())
     try:
-        yield create_app(Settings.from_environ({"DATABASE_URL": url}))
+        yield create_app(
+            Settings.from_environ({"DATABASE_URL": url, "NEWSGRAPH_RATE_LIMIT_ANONYMOUS": "0"})
+        )
     finally:
         shutdown_lifespans()
         asyncio.run(drop_database(server_url, name))

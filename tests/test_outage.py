@@ -84,6 +84,7 @@ def _settings(dsn: str) -> dict[str, str]:
         "NEWSGRAPH_POOL_ACQUIRE_TIMEOUT": str(ACQUIRE_TIMEOUT),
         "NEWSGRAPH_POOL_MIN_SIZE": "2",
         "NEWSGRAPH_POOL_MAX_SIZE": "4",
+        "NEWSGRAPH_RATE_LIMIT_ANONYMOUS": "0",  # the load is not a client to slow down
     }
 
 
