@@ -56,3 +56,17 @@ def test_data_dir_as_root_avoids_the_private_home() -> None:
         "/home/ana/.local/share/newsgraph"
     )
     assert default_data_dir({"XDG_DATA_HOME": "/x"}, is_root=False) == Path("/x/newsgraph")
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    read: list[str] = []
+
+    class Recording(dict[str, str]):
+        def get(self, key: str, default: object = None) -> object:  # type: ignore[override]
+            read.append(key)
+            return super().get(key, default)
+
+    Settings.from_environ(Recording())
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    missing = [name for name in dict.fromkeys(read) if f"`{name}`" not in readme]
+    assert missing == [], "add these to the README's Configuration table"
