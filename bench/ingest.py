@@ -954,9 +954,12 @@ PROFILE_GROUPS: Final = (
     ("rows to jsonb (writes._json)", "_json (service/db/writes.py"),
     ("NDJSON line decoding (stream._decode)", "_decode (service/ingest/stream.py"),
     ("answer lines (stream.result_line)", "result_line (service/ingest/stream.py"),
-    ("asyncpg (any frame)", "/asyncpg/"),
-    ("HTTP body receive (uvicorn/h11/httptools)", "/uvicorn/"),
+    ("asyncpg (any frame)", "(asyncpg/"),
+    ("HTTP protocol (uvicorn/protocols)", "(uvicorn/protocols/"),
 )
+# A complete stack starts at the thread's entry point; py-spy --nonblocking sometimes
+# unwinds only the innermost frames, which then count for their own frame but no group.
+STACK_ROOTS: Final = ("<module> (", "Thread._bootstrap (")
 
 
 def summarise_profile(path: Path, rate: int, articles: int) -> list[str]:
@@ -964,7 +967,7 @@ def summarise_profile(path: Path, rate: int, articles: int) -> list[str]:
     groups: Counter[str] = Counter()
     self_time: Counter[str] = Counter()
     threads: Counter[str] = Counter()
-    total = 0
+    total = partial = 0
     for line in path.read_text(errors="replace").splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
@@ -972,11 +975,15 @@ def summarise_profile(path: Path, rate: int, articles: int) -> list[str]:
         count = int(count_text)
         total += count
         frames = stack.split(";")
-        threads[frames[0] if frames[0].startswith(("thread", "process")) else "?"] += count
+        if frames[0].startswith(("thread", "process")):
+            thread, frames = frames[0], frames[1:]
+            threads["event loop thread" if "MainThread" in thread else "worker threads"] += count
+        if not frames or not frames[0].startswith(STACK_ROOTS):
+            partial += count
         for label, needle in PROFILE_GROUPS:
             if any(needle in f for f in frames):
                 groups[label] += count
-        self_time[re.sub(r":\d+\)$", ")", frames[-1])] += count
+        self_time[re.sub(r":\d+\)$", ")", frames[-1]) if frames else "(no frames)"] += count
     if not total or not articles:
         return ["(no samples)"]
 
@@ -984,6 +991,11 @@ def summarise_profile(path: Path, rate: int, articles: int) -> list[str]:
         return f"{1e6 * count / rate / articles:8.1f} µs/article"
 
     out = [f"py-spy: {total:,} samples at {rate}/s = {total / rate:.1f} s on CPU (all threads)"]
+    out += [f"  {name:<52} {us(count)}  {100 * count / total:5.1f}%" for name, count in
+            threads.most_common()]  # fmt: skip
+    out.append(f"  {'of which partial stacks (counted in no group)':<52} {us(partial)}  "
+               f"{100 * partial / total:5.1f}%")  # fmt: skip
+    out.append("  by what the stack contains (groups overlap):")
     out += [f"  {label:<52} {us(count)}  {100 * count / total:5.1f}%" for label, count in
             sorted(groups.items(), key=lambda kv: -kv[1])]  # fmt: skip
     out.append("  top frames by own time:")

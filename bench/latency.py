@@ -156,7 +156,17 @@ def server(dsn: str, port: int) -> Iterator[tuple[subprocess.Popen[bytes], Path]
     }
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [*_newsgraph(), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--migrate"],
+            [
+                *_newsgraph(),
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+                "--migrate",
+            ],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

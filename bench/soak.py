@@ -4,8 +4,8 @@
     python bench/soak.py --dsn ... --minutes 1            # a quick run
     python bench/soak.py --dsn ... --rps 0                # measure capacity, soak at half
 
-Starts `newsgraph serve` (one worker, DATABASE_URL=--dsn, `--demo` with --demo) on a free
-127.0.0.1 port, waits for /readyz, draws variables from the database (entity slugs, source
+Starts `newsgraph serve --migrate` (one worker, DATABASE_URL=--dsn, `--demo` with --demo) on a
+free 127.0.0.1 port, waits for /readyz, draws variables from the database (entity slugs, source
 domains, article ids, title words), then for --minutes (default 10) starts requests at --rps
 per second (open loop; at most --concurrency in flight): the operations of schema/operations/
 in turn, and every --ingest-every-th request an NDJSON ingest of 5 articles (new ones, and
@@ -84,7 +84,7 @@ def _newsgraph() -> list[str]:
 @contextlib.contextmanager
 def server(dsn: str, port: int, demo: bool) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
     log = Path(tempfile.mkstemp(prefix="newsgraph-soak-", suffix=".log")[1])
-    args = [*_newsgraph(), "serve", "--port", str(port), *(["--demo"] if demo else [])]
+    args = [*_newsgraph(), "serve", "--port", str(port), "--migrate", *(["--demo"] * demo)]
     with log.open("wb") as out:
         proc = subprocess.Popen(
             args,

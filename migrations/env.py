@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 
 import asyncpg
-
 from alembic import context
 from sqlalchemy import pool, text
 from sqlalchemy.engine import Connection

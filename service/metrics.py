@@ -43,7 +43,6 @@ __all__ = [
     "PoolFigures",
     "PoolStatsSource",
     "count_ingest",
-    "count_rate_limited",
     "current_metrics",
     "operation_names",
     "use_metrics",
@@ -153,7 +152,7 @@ class Metrics:
         )
         self.rate_limited = Counter(
             "newsgraph_rate_limited_total",
-            "Requests refused for an exhausted rate limit.",
+            "Requests refused with 429 (a rate limit spent).",
             registry=registry,
         )
         pool_gauges = {
@@ -262,10 +261,3 @@ def count_ingest(statuses: Iterable[str]) -> None:
     metrics = _current.get()
     if metrics is not None:
         metrics.count_ingest(statuses)
-
-
-def count_rate_limited() -> None:
-    """Count one request refused by the rate limiter."""
-    metrics = _current.get()
-    if metrics is not None:
-        metrics.rate_limited.inc()

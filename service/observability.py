@@ -70,7 +70,7 @@ class RequestContext:
 
     request_id: str
     operation: str | None = None
-    key_id: str | None = None
+    key_id: int | str | None = None
 
 
 _request: ContextVar[RequestContext | None] = ContextVar("newsgraph_request", default=None)
@@ -86,7 +86,7 @@ def set_operation(name: str | None) -> None:
         context.operation = name[:100] if name else None
 
 
-def set_key_id(key_id: str | None) -> None:
+def set_key_id(key_id: int | str | None) -> None:
     """Name the API key the current request was made with (for the authentication layer)."""
     if (context := _request.get()) is not None:
         context.key_id = key_id
@@ -204,6 +204,8 @@ class RequestMiddleware:
             seconds = time.perf_counter() - started
             method = scope["method"]
             self.metrics.observe_request(_route(scope), method, status, seconds, statements.count)
+            if status == 429:  # only the rate limiter answers 429
+                self.metrics.rate_limited.inc()
             self.metrics.refresh_pools()
             access_log.log(
                 logging.INFO if status < 500 else logging.WARNING,

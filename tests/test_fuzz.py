@@ -128,3 +128,27 @@ def test_upsert_entities_refuses_a_malformed_wikidata_id_as_bad_input(fuzz_app: 
     with get_client(fuzz_app) as http:
         body = http.post("/graphql", json={"query": mutation}).json()
     assert body["errors"][0]["extensions"]["code"] == "BAD_INPUT", body
+
+
+def test_upsert_entities_refuses_a_name_empty_as_plain_text(fuzz_app: Any) -> None:
+    from schemathesis.python.asgi import get_client
+
+    mutation = 'mutation { upsertEntities(entities: [{name: "\\u00ad", kind: EVENT}]) { id } }'
+    with get_client(fuzz_app) as http:
+        body = http.post("/graphql", json={"query": mutation}).json()
+    assert body["errors"][0]["extensions"]["code"] == "BAD_INPUT", body
+
+
+def test_an_article_whose_title_is_empty_as_plain_text_is_rejected_with_a_reason(
+    fuzz_app: Any,
+) -> None:
+    from schemathesis.python.asgi import get_client
+
+    line = json.dumps({"url": "https://fuzz.example/empty-title", "title": "<b>\u00ad</b>"})
+    with get_client(fuzz_app) as http:
+        response = http.post(
+            "/v1/ingest", data=line + "\n", headers={"content-type": "application/x-ndjson"}
+        )
+    (result,) = [json.loads(text) for text in response.text.splitlines()]
+    assert result["status"] == "REJECTED"
+    assert result["errors"], result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -167,6 +168,17 @@ async def test_metrics_count_ingested_items_by_status(
     assert value(text, total, status="CREATED") == 1
     assert value(text, total, status="UNCHANGED") == 1
     assert value(text, total, status="REJECTED") == 2
+
+
+async def test_answers_refused_by_the_rate_limiter_are_counted(
+    settings: Settings, db: Database
+) -> None:
+    limited = dataclasses.replace(settings, rate_limit_anonymous=1)
+    async with app_client(limited, db) as http:
+        statuses = [(await http.post("/graphql", json={"query": FEED})).status_code for _ in "ab"]
+        text = (await http.get("/metrics")).text
+    assert statuses[-1] == 429
+    assert value(text, "newsgraph_rate_limited_total") == statuses.count(429)
 
 
 def test_only_persisted_operation_names_are_label_values() -> None:

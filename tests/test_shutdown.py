@@ -103,7 +103,7 @@ def test_sigterm_drains_in_flight_requests_then_exits_0(scratch_url: str, tmp_pa
     log_path = tmp_path / "serve.log"
     with log_path.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "serve", "--port", str(port)],
+            [sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--migrate"],
             env={**os.environ, "DATABASE_URL": scratch_url},
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -118,7 +118,7 @@ def test_sigterm_drains_in_flight_requests_then_exits_0(scratch_url: str, tmp_pa
                     break
             except httpx.TransportError:
                 pass
-            assert time.monotonic() < deadline, "the server did not become ready"
+            assert time.monotonic() < deadline, log_path.read_text()[-3000:]
             time.sleep(0.2)
 
         uploads: list[httpx.Response] = []

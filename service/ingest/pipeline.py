@@ -129,11 +129,14 @@ def _string(
         problems.add(key, "must be a string")
         return None
     try:
-        return plain_text(value, max_chars=max_chars, keep_paragraphs=paragraphs) or None
+        text = plain_text(value, max_chars=max_chars, keep_paragraphs=paragraphs)
     except BadInput as exc:
         too_big = "longer than" in exc.message or "more than" in exc.message
         problems.add(key, exc.message, "LIMIT_EXCEEDED" if too_big else "BAD_INPUT")
         return None
+    if not text and required:
+        problems.add(key, "is required (it is empty once reduced to plain text)")
+    return text or None
 
 
 def _strings(item: Mapping[str, object], key: str, problems: _Problems) -> tuple[str, ...]:

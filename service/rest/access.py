@@ -30,11 +30,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service.auth import ANONYMOUS, LOCAL, KeyStore, Principal, acting_as, server_secret
 from service.config import Settings
 from service.errors import NewsgraphError, RateLimited, Unauthenticated
+from service.observability import set_key_id
 from service.rate_limit import Budget, RateLimits, RequestAccess, in_request
 
 __all__ = ["EXEMPT_PATHS", "AccessMiddleware"]
 
-log = logging.getLogger("newsgraph.access")
+log = logging.getLogger("newsgraph.auth")
 
 EXEMPT_PATHS: Final = frozenset({"/healthz", "/readyz", "/metrics"})
 GRAPHQL_PATH: Final = "/graphql"
@@ -77,6 +78,7 @@ class AccessMiddleware:
         except NewsgraphError as exc:
             await self._refuse(scope, send, exc, graphql=graphql, budget=None)
             return
+        set_key_id(principal.key_id)
         access = RequestAccess(principal, client, self.limits, cacheable=scope["method"] == "GET")
         if not graphql:
             budget = await self.limits.charge(principal, client, 1)
