@@ -115,7 +115,7 @@ class Settings:
     max_page_size: int = 100
     count_cap: int = 10_000
     max_query_depth: int = 12
-    max_body_bytes: int = 1_048_576
+    max_body_bytes: int = 10_485_760
     ingest_max_items: int = 1000
     ingest_batch_size: int = 500
     ingest_max_line_bytes: int = 1_048_576
@@ -178,7 +178,7 @@ class Settings:
             max_page_size=_int(env, "NEWSGRAPH_MAX_PAGE_SIZE", 100),
             count_cap=_int(env, "NEWSGRAPH_COUNT_CAP", 10_000),
             max_query_depth=_int(env, "NEWSGRAPH_MAX_QUERY_DEPTH", 12),
-            max_body_bytes=_int(env, "NEWSGRAPH_MAX_BODY_BYTES", 1_048_576),
+            max_body_bytes=_int(env, "NEWSGRAPH_MAX_BODY_BYTES", 10_485_760),
             ingest_max_items=_int(env, "NEWSGRAPH_INGEST_MAX_ITEMS", 1000),
             ingest_batch_size=_int(env, "NEWSGRAPH_INGEST_BATCH_SIZE", 500),
             ingest_max_line_bytes=_int(env, "NEWSGRAPH_INGEST_MAX_LINE_BYTES", 1_048_576),

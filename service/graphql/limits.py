@@ -17,7 +17,8 @@ code `LIMIT_EXCEEDED` whose message names the limit and its value:
   * nodes = the number of objects the answer can hold;
   * cost = the number of lists fetched: 1 per connection or list, times the sizes of the
     lists above it, plus 1 per root field; a mutation costs 10 more, plus 1 per 10 input
-    items. At least 1.
+    items, and the selection on its results counts once (they are loaded in batches). At
+    least 1.
 
 Batching (several operations in one HTTP request) stays off (strawberry's default): a JSON
 array body is refused with 400. Introspection is off when `NEWSGRAPH_ENV=production`.
@@ -368,6 +369,7 @@ class _CostWalker:
         first = self._argument(node, definition, "first") if "first" in definition.args else None
         child_page: int | None = None
         fetch = 0
+        per_item = True
         if isinstance(output, GraphQLList):
             if first is not None:
                 size = self._size(first, self.max_page_size)
@@ -376,15 +378,20 @@ class _CostWalker:
                 size = page  # a connection's edges
             else:
                 # One result per input item (mutations), else a list's typical length.
-                size = self._largest_list_argument(node) or self.default_page_size
+                items = self._largest_list_argument(node)
+                size = items or self.default_page_size
                 fetch = 1
+                # A mutation's results are loaded in batches, one statement per level
+                # whatever the number of items: its cost does not multiply (its nodes do).
+                per_item = not items
         else:
             size = 1
             if "first" in definition.args:  # a connection
                 child_page = self._size(first, self.default_page_size)
                 fetch = 1
         child_cost, child_nodes = self.selection(node.selection_set, named, child_page, active)
-        return fetch + size * child_cost, size + size * child_nodes
+        cost = fetch + (size * child_cost if per_item else child_cost)
+        return cost, size + size * child_nodes
 
     def operation(self, operation: OperationDefinitionNode) -> Cost:
         root = {

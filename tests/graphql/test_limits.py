@@ -218,3 +218,16 @@ async def test_random_invalid_queries_never_fail_with_a_500(
     roomy: httpx.AsyncClient, query: str
 ) -> None:
     await _no_server_error(roomy, query)
+
+
+def test_a_full_ingest_call_fits_the_default_limits(settings: Settings) -> None:
+    # 1,000 articles with their results selected: results load in batches, so the cost does
+    # not grow with the number of items, and the nodes stay under the ceiling.
+    document = (
+        "mutation($a: [ArticleInput!]!) { ingestArticles(articles: $a) "
+        "{ index status errors { path code message } article { id title source { name } } } }"
+    )
+    articles = [{"url": f"https://limits.example/{i}", "title": "t"} for i in range(1000)]
+    cost, nodes = _cost(settings, document, a=articles)
+    assert cost <= settings.max_query_cost
+    assert nodes <= settings.max_query_nodes
