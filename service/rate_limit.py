@@ -75,6 +75,9 @@ class RateLimits:
         """The budget (points per minute, 0: unlimited) and the key it is counted under."""
         if principal.key_id is not None:
             return self._budgets[principal.role], f"key:{principal.key_id}"
+        if principal.role is not None:
+            # No key with NEWSGRAPH_AUTH=off: a local or trusted setup, not limited.
+            return 0, "local"
         return self._budgets[None], f"ip:{client}"
 
     async def charge(self, principal: Principal, client: str, cost: int) -> Budget | None:

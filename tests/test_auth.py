@@ -344,23 +344,25 @@ async def test_scoping_holds_over_graphql_too(
 
 
 async def test_every_answer_carries_the_rate_limit_headers_and_the_cost(
-    client: httpx.AsyncClient,
+    settings: Settings, db: Database
 ) -> None:
-    response = await _post(client, READ)
-    assert response.status_code == 200
-    limit = int(response.headers["ratelimit-limit"])
-    remaining = int(response.headers["ratelimit-remaining"])
-    assert 0 < int(response.headers["ratelimit-reset"]) <= 60
-    cost = response.json()["extensions"]["cost"]
-    assert cost["requested"] >= 1
-    assert cost == {
-        "requested": cost["requested"],
-        "remaining": remaining,
-        "limit": limit,
-        "resetSeconds": int(response.headers["ratelimit-reset"]),
-    }
-    rest = await client.get("/openapi.json")
-    assert int(rest.headers["ratelimit-remaining"]) == remaining - 1  # REST costs 1
+    public = with_settings(settings, auth="required", anonymous_reads=True)
+    async with app_client(public, db) as client:
+        response = await _post(client, READ)
+        assert response.status_code == 200
+        limit = int(response.headers["ratelimit-limit"])
+        remaining = int(response.headers["ratelimit-remaining"])
+        assert 0 < int(response.headers["ratelimit-reset"]) <= 60
+        cost = response.json()["extensions"]["cost"]
+        assert cost["requested"] >= 1
+        assert cost == {
+            "requested": cost["requested"],
+            "remaining": remaining,
+            "limit": limit,
+            "resetSeconds": int(response.headers["ratelimit-reset"]),
+        }
+        rest = await client.get("/openapi.json")
+        assert int(rest.headers["ratelimit-remaining"]) == remaining - 1  # REST costs 1
 
 
 async def test_over_budget_is_429_with_retry_after(settings: Settings, write_db: Database) -> None:
@@ -385,7 +387,7 @@ async def test_over_budget_is_429_with_retry_after(settings: Settings, write_db:
 async def test_anonymous_callers_are_limited_per_client_address(
     settings: Settings, write_db: Database
 ) -> None:
-    tight = with_settings(settings, rate_limit_anonymous=3)
+    tight = with_settings(settings, rate_limit_anonymous=3, auth="required", anonymous_reads=True)
     async with app_client(tight, write_db) as http:
         assert [(await http.get("/openapi.json")).status_code for _ in range(3)] == [200] * 3
         refused = await http.get("/openapi.json")

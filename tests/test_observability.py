@@ -173,7 +173,9 @@ async def test_metrics_count_ingested_items_by_status(
 async def test_answers_refused_by_the_rate_limiter_are_counted(
     settings: Settings, db: Database
 ) -> None:
-    limited = dataclasses.replace(settings, rate_limit_anonymous=1)
+    limited = dataclasses.replace(
+        settings, rate_limit_anonymous=1, auth="required", anonymous_reads=True
+    )
     async with app_client(limited, db) as http:
         statuses = [(await http.post("/graphql", json={"query": FEED})).status_code for _ in "ab"]
         text = (await http.get("/metrics")).text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
 import httpx
@@ -35,7 +36,6 @@ async def test_if_none_match_gives_304_without_a_body(client: httpx.AsyncClient)
     assert again.status_code == 304
     assert again.content == b""
     assert again.headers["etag"] == first.headers["etag"]
-    assert "ratelimit-remaining" in again.headers
     weak = await client.get(
         "/graphql",
         params={"query": QUERY},
@@ -44,6 +44,17 @@ async def test_if_none_match_gives_304_without_a_body(client: httpx.AsyncClient)
     assert weak.status_code == 304
     stale = await client.get("/graphql", params={"query": QUERY}, headers={"If-None-Match": '"x"'})
     assert stale.status_code == 200
+
+
+async def test_a_304_carries_the_rate_limit_headers(settings: Settings, db: Database) -> None:
+    public = dataclasses.replace(settings, auth="required", anonymous_reads=True)
+    async with app_client(public, db) as client:
+        first = await client.get("/graphql", params={"query": QUERY})
+        again = await client.get(
+            "/graphql", params={"query": QUERY}, headers={"If-None-Match": first.headers["etag"]}
+        )
+    assert again.status_code == 304
+    assert "ratelimit-remaining" in again.headers
 
 
 async def test_max_age_follows_the_operation(client: httpx.AsyncClient) -> None:
