@@ -15,7 +15,15 @@ from typing import Any, Final
 
 import asyncpg
 
-__all__ = ["EntityPick", "Picks", "SourcePick", "global_id", "pick", "schema_behind"]
+__all__ = [
+    "EntityPick",
+    "Picks",
+    "SourcePick",
+    "end_cursor",
+    "global_id",
+    "pick",
+    "schema_behind",
+]
 
 # Words of the generated summaries' sentence templates: frequent, but not what people search.
 TEMPLATE_WORDS: Final = frozenset(
@@ -187,3 +195,16 @@ async def pick(conn: asyncpg.Connection[Any], *, seed: int = 1, samples: int = 2
         prefixes=prefixes,
         max_article_id=max_article,
     )
+
+
+def end_cursor(data: Any) -> str | None:
+    """The first pageInfo.endCursor (of a page with more after it) in a GraphQL result."""
+    if isinstance(data, dict):
+        info = data.get("pageInfo")
+        if isinstance(info, dict) and info.get("hasNextPage") and info.get("endCursor"):
+            return str(info["endCursor"])
+        for value in data.values():
+            found = end_cursor(value)
+            if found:
+                return found
+    return None

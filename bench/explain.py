@@ -34,7 +34,7 @@ from typing import Any, Final
 
 import asyncpg
 import orjson
-from benchdata import Picks, global_id, pick, schema_behind
+from benchdata import Picks, end_cursor, global_id, pick, schema_behind
 
 from service.config import Settings
 from service.db import articles, entities, sources
@@ -295,19 +295,6 @@ def cases(p: Picks) -> list[Case]:
     ]  # fmt: skip
 
 
-def _end_cursor(data: Any) -> str | None:
-    """The first pageInfo.endCursor in a result."""
-    if isinstance(data, dict):
-        info = data.get("pageInfo")
-        if isinstance(info, dict) and info.get("hasNextPage") and info.get("endCursor"):
-            return str(info["endCursor"])
-        for value in data.values():
-            found = _end_cursor(value)
-            if found:
-                return found
-    return None
-
-
 async def run_case(
     conn: asyncpg.Connection[Any], settings: Settings, case: Case, operations: dict[str, str]
 ) -> list[tuple[str, RecordingDatabase, float]]:
@@ -332,7 +319,7 @@ async def run_case(
         if result.errors:
             raise SystemExit(f"{case.name}: {result.errors}")
         runs.append((case.name if page == 1 else f"{case.name} page 2", db, elapsed))
-        cursor = _end_cursor(result.data)
+        cursor = end_cursor(result.data)
         if cursor is None:
             break
         variables["after"] = cursor

@@ -40,7 +40,7 @@ from typing import Any, Final
 import asyncpg
 import httpx
 import orjson
-from benchdata import Picks, global_id, pick, schema_behind
+from benchdata import Picks, end_cursor, global_id, pick, schema_behind
 
 OPERATIONS_DIR: Final = Path(__file__).resolve().parents[1] / "schema" / "operations"
 SCENARIOS: Final = (
@@ -216,18 +216,6 @@ async def graphql(
     return body
 
 
-def _end_cursor(data: Any) -> str | None:
-    if isinstance(data, dict):
-        info = data.get("pageInfo")
-        if isinstance(info, dict) and info.get("hasNextPage") and info.get("endCursor"):
-            return str(info["endCursor"])
-        for value in data.values():
-            found = _end_cursor(value)
-            if found:
-                return found
-    return None
-
-
 async def feed_pages(
     client: httpx.AsyncClient, operations: dict[str, str], languages: list[str] | None, pages: int
 ) -> list[dict[str, object]]:
@@ -236,7 +224,7 @@ async def feed_pages(
     result = [dict(base)]
     while len(result) < pages:
         body = await graphql(client, operations, ("feed", result[-1], ""))
-        cursor = _end_cursor(body.get("data"))
+        cursor = end_cursor(body.get("data"))
         if cursor is None or body.get("errors"):
             break
         result.append({**base, "after": cursor})
