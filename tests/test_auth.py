@@ -405,3 +405,13 @@ async def test_a_budget_of_zero_means_unlimited(settings: Settings, write_db: Da
         assert response.status_code == 200
         assert "ratelimit-limit" not in response.headers
         assert response.json()["extensions"]["cost"]["limit"] is None
+
+
+async def test_without_auth_callers_without_a_key_are_not_rate_limited(
+    settings: Settings, db: Database
+) -> None:
+    local = with_settings(settings, auth="off", rate_limit_anonymous=1)
+    async with app_client(local, db) as client:
+        answers = [await _post(client, READ) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert "ratelimit-limit" not in answers[-1].headers

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from service.db.pool import Database
 from service.ingest.pipeline import ingest_batch, load_catalogue
 from tests.conftest import GraphQLRunner
@@ -368,3 +370,42 @@ async def test_counts_beyond_the_cap_are_estimates(gql: GraphQLRunner, db: Datab
     assert data["articles"]["totalCount"] > 5
     exact = await gql.data("{ articles(first: 1) { totalCount totalCountIsExact } }")
     assert exact["articles"]["totalCountIsExact"] is True
+
+
+async def test_relevance_ranks_only_the_newest_matches(
+    gql_write: GraphQLRunner, write_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from service.db import articles
+
+    await _ingest(
+        write_db,
+        article_input(
+            title="Quokka quokka quokka quokka", source=SOURCE, publishedAt="2025-01-01T00:00:00Z"
+        ),
+        article_input(title="Quokka seen", source=SOURCE, publishedAt="2025-01-02T00:00:00Z"),
+        article_input(title="Quokka again", source=SOURCE, publishedAt="2025-01-03T00:00:00Z"),
+    )
+    mine = {"sources": [await _source_id(gql_write)]}
+    ranked = await _titles(gql_write, filter=mine, search="quokka", orderBy="RELEVANCE")
+    assert ranked[0] == "Quokka quokka quokka quokka"
+    monkeypatch.setattr(articles, "RELEVANCE_WINDOW", 2)
+    window = await _titles(gql_write, filter=mine, search="quokka", orderBy="RELEVANCE")
+    assert sorted(window) == ["Quokka again", "Quokka seen"]
+
+
+async def test_search_counts_far_beyond_the_cap_are_estimated_without_counting(
+    gql: GraphQLRunner, db: Database
+) -> None:
+    from dataclasses import replace
+
+    from service.db.pool import track_statements
+
+    await db.fetch("ANALYZE articles")  # the planner's estimate needs statistics
+    small = GraphQLRunner(replace(gql.settings, count_cap=1), db)
+    with track_statements(record=True) as log:
+        data = await small.data(
+            '{ articles(search: "trump OR israel OR norway OR norge OR gaza OR covid", first: 1) { totalCount totalCountIsExact } }'
+        )
+    assert data["articles"]["totalCountIsExact"] is False
+    assert not any("count(*)" in s for s in log.statements)
+    assert any(s.startswith("EXPLAIN") for s in log.statements)
