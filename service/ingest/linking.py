@@ -59,7 +59,6 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
-from itertools import chain
 from typing import Any, Final
 
 import ahocorasick  # type: ignore[import-not-found]
@@ -234,7 +233,7 @@ def _first_letter(key: str) -> int:
 _Entry = tuple[int, int, str]
 
 
-def _record(key: str, group: _Entry | list[_Entry]) -> _Key:
+def _record(key: str, group: _Entry | list[_Entry], rank: dict[int, int]) -> _Key:
     """The matching data of one key from the surfaces that fold to it."""
     first = _first_letter(key)
     if isinstance(group, tuple):  # one surface, by far the most common case
@@ -253,21 +252,25 @@ def _record(key: str, group: _Entry | list[_Entry]) -> _Key:
             exact.setdefault(written, {})[entity_id] = None
         else:
             (capitalised if rule == _CAPITALISED else any_case)[entity_id] = None
-    when_lower = tuple(any_case)
-    when_upper = when_lower + tuple(e for e in capitalised if e not in any_case)
-    spelled = {w: tuple(ids) for w, ids in exact.items()} if exact else None
+    # Candidates most popular first (then lowest id): without context, the first one wins.
+    def ranked(ids: Iterable[int]) -> _Ids:
+        return tuple(sorted(ids, key=rank.__getitem__))
+
+    when_lower = ranked(any_case)
+    when_upper = ranked([*any_case, *(e for e in capitalised if e not in any_case)])
+    spelled = {w: ranked(ids) for w, ids in exact.items()} if exact else None
     return len(key), first, when_upper, when_lower, spelled
 
 
 class Linker:
     """Links catalogue entities in article text; see the module docstring for the rules."""
 
-    __slots__ = ("_automaton", "_keys", "_popularity", "size")
+    __slots__ = ("_automaton", "_keys", "_rank", "size")
 
-    def __init__(self, automaton: Any, keys: list[_Key], popularity: dict[int, int]) -> None:
+    def __init__(self, automaton: Any, keys: list[_Key], rank: dict[int, int]) -> None:
         self._automaton = automaton
         self._keys = keys
-        self._popularity = popularity
+        self._rank = rank
         self.size = 0
         """How many surfaces (distinct entity and spelling) the linker matches."""
 
@@ -303,6 +306,10 @@ class Linker:
                 groups[key] = [known, entry]
             if surface.popularity > popularity.get(surface.entity_id, -1):
                 popularity[surface.entity_id] = surface.popularity
+        # An entity's rank: its place by popularity (descending), then id.
+        order = sorted(popularity, key=lambda e: (-popularity[e], e))
+        rank = {entity_id: place for place, entity_id in enumerate(order)}
+        del order
         automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
         keys: list[_Key] = []
         size = 0
@@ -313,10 +320,10 @@ class Linker:
                 size += len(group)
             else:
                 size += 1
-            keys.append(_record(key, group))
+            keys.append(_record(key, group, rank))
         if keys:
             automaton.make_automaton()
-        linker = cls(automaton if keys else None, keys, popularity)
+        linker = cls(automaton if keys else None, keys, rank)
         linker.size = size
         return linker
 
@@ -366,6 +373,7 @@ class Linker:
     def _hits(self, text: str) -> list[_Hit]:
         """Accepted, non-overlapping matches in `text` (leftmost, then longest, wins)."""
         keys = self._keys
+        rank = self._rank.__getitem__
         selected: list[_Hit] = []
         # Matches arrive in order of their end; one that overlaps already selected matches
         # replaces them only if it starts before them all (or with the first, but is longer).
@@ -378,7 +386,7 @@ class Linker:
             if exact is not None:
                 spelled = exact.get(text[start:end])
                 if spelled:
-                    ids = spelled if not ids else ids + tuple(e for e in spelled if e not in ids)
+                    ids = spelled if not ids else tuple(sorted({*ids, *spelled}, key=rank))
             if not ids:
                 continue
             if selected and selected[-1][1] > start:
@@ -396,10 +404,17 @@ class Linker:
         """The entity each hit links to (see "Ambiguity" in the module docstring)."""
         if all(len(hit[3]) == 1 for hit in hits):
             return [hit[3][0] for hit in hits]
-        # How many distinct surfaces of each candidate the document mentions.
-        by_key = {hit[2]: hit[3] for hit in hits}
-        surfaces_found = Counter(chain.from_iterable(by_key.values()))
-        popularity = self._popularity
+        # How many distinct surfaces found in the document each candidate has, where that is
+        # more than the hit's own surface (all that can change a decision). Common names have
+        # dozens of candidates, so repeats are found with set operations first.
+        surfaces = list({hit[2]: hit[3] for hit in hits}.values())
+        seen: set[int] = set()
+        repeated: set[int] = set()
+        for ids in surfaces:  # set operations run in C, and few candidates repeat
+            repeated.update(seen.intersection(ids))
+            seen.update(ids)
+        context = {e: sum(e in ids for ids in surfaces) for e in repeated}
+        rank = self._rank
         decided: dict[_Ids, int] = {}
         chosen = []
         for hit in hits:
@@ -408,7 +423,11 @@ class Linker:
                 chosen.append(ids[0])
                 continue
             if ids not in decided:
-                # Every candidate has this hit's own surface, so the count compares the others.
-                decided[ids] = -max((surfaces_found[e], popularity.get(e, 0), -e) for e in ids)[2]
+                # Most context wins, then popularity: ids are ranked (most popular first), so
+                # the first wins when no candidate has context.
+                supported = [e for e in context if e in ids] if context else None
+                decided[ids] = (
+                    min(supported, key=lambda e: (-context[e], rank[e])) if supported else ids[0]
+                )
             chosen.append(decided[ids])
         return chosen
