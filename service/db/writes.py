@@ -6,8 +6,8 @@ array through `jsonb_to_recordset`), inside the caller's transaction (`Database.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from typing import Final
 
@@ -97,18 +97,33 @@ class LinkRow:
 class UpsertOutcome:
     id: int
     status: str  # CREATED | UPDATED | UNCHANGED | FORBIDDEN (another key's article)
+    published_at: datetime | None = None  # as stored, when written
 
 
 def _json(rows: Sequence[object]) -> list[dict[str, object]]:
-    """Rows as JSON-ready dicts (the pool's jsonb codec serialises them)."""
+    """Rows (dataclasses of one class) as JSON-ready dicts (the pool's jsonb codec serialises
+    them); bytes as hex. Faster than `asdict`, which deep-copies every value."""
+    if not rows:
+        return []
+    names = _field_names(type(rows[0]))
     result = []
     for row in rows:
-        values = asdict(row)  # type: ignore[call-overload]
+        values = {name: getattr(row, name) for name in names}
         for key, value in values.items():
             if isinstance(value, bytes):
                 values[key] = value.hex()
         result.append(values)
     return result
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
 
 
 INSERT_SOURCES: Final = """
@@ -288,7 +303,7 @@ ON CONFLICT (canonical_url) DO UPDATE SET
 WHERE a.content_hash IS DISTINCT FROM EXCLUDED.content_hash
   -- A scoped key ($2) never overwrites an article another key wrote last.
   AND ($2::bigint IS NULL OR a.ingest_key_id IS NULL OR a.ingest_key_id = $2)
-RETURNING a.id, a.canonical_url, (xmax = 0) AS inserted
+RETURNING a.id, a.canonical_url, a.published_at, (xmax = 0) AS inserted
 """
 
 SELECT_KNOWN_URLS: Final = """
@@ -332,7 +347,9 @@ async def upsert_articles(
     """
     written = await w.fetch(UPSERT_ARTICLES, _json(rows), scoped_key)
     outcomes = {
-        r["canonical_url"]: UpsertOutcome(r["id"], "CREATED" if r["inserted"] else "UPDATED")
+        r["canonical_url"]: UpsertOutcome(
+            r["id"], "CREATED" if r["inserted"] else "UPDATED", r["published_at"]
+        )
         for r in written
     }
     hashes = {row.canonical_url: row.content_hash for row in rows}
@@ -366,23 +383,33 @@ async def article_owners(w: Writer, canonical_urls: Sequence[str]) -> dict[str, 
 
 DELETE_LINKS: Final = "DELETE FROM article_entities WHERE article_id = ANY($1::bigint[])"
 
+# Typed arrays (binary on the wire) rather than JSON: the links are the most numerous rows.
 INSERT_LINKS: Final = """
 INSERT INTO article_entities (article_id, entity_id, salience, mention_count, published_at)
-SELECT x.article_id, x.entity_id, max(x.salience), sum(x.mention_count), a.published_at
-FROM jsonb_to_recordset($1::jsonb)
-     AS x(article_id bigint, entity_id bigint, salience real, mention_count int)
-JOIN articles a ON a.id = x.article_id
-GROUP BY x.article_id, x.entity_id, a.published_at
+SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::real[], $4::int[], $5::timestamptz[])
 """
 
 
-async def replace_links(w: Writer, article_ids: Sequence[int], links: Sequence[LinkRow]) -> None:
-    """Make `links` the complete set of entity links of `article_ids`."""
-    if not article_ids:
-        return
-    await w.execute(DELETE_LINKS, list(article_ids))
+async def replace_links(
+    w: Writer,
+    links: Sequence[LinkRow],
+    published: Mapping[int, datetime],
+    *,
+    replaced: Sequence[int] = (),
+) -> None:
+    """Store `links` (one per article and entity) of articles published at `published`
+    (article id → publication time as stored), after removing every link of `replaced`."""
+    if replaced:
+        await w.execute(DELETE_LINKS, list(replaced))
     if links:
-        await w.execute(INSERT_LINKS, _json(links))
+        await w.execute(
+            INSERT_LINKS,
+            [link.article_id for link in links],
+            [link.entity_id for link in links],
+            [link.salience for link in links],
+            [link.mention_count for link in links],
+            [published[link.article_id] for link in links],
+        )
 
 
 MERGE_LINKS: Final = """

@@ -252,6 +252,7 @@ def _record(key: str, group: _Entry | list[_Entry], rank: dict[int, int]) -> _Ke
             exact.setdefault(written, {})[entity_id] = None
         else:
             (capitalised if rule == _CAPITALISED else any_case)[entity_id] = None
+
     # Candidates most popular first (then lowest id): without context, the first one wins.
     def ranked(ids: Iterable[int]) -> _Ids:
         return tuple(sorted(ids, key=rank.__getitem__))

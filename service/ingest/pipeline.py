@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Final
@@ -335,8 +335,13 @@ async def ingest_batch(
     *,
     linker: Linker | None = None,
     writer: Principal | None = None,
+    after: Awaitable[object] | None = None,
 ) -> list[ItemResult]:
     """Validate, normalise and store `items`; one result per item, in input order.
+
+    `after` (the previous batch of a stream being stored) is awaited between preparing and
+    writing: batches are prepared while the one before is written, and written in order.
+    If it fails, this batch is not written and its error propagates.
 
     `writer` is the API key writing (None: no key, as `newsgraph ingest`): its id is recorded
     on each article it writes, and a scoped (ingest) key may write only articles of its
@@ -345,6 +350,9 @@ async def ingest_batch(
     # Validation, HTML reduction, language detection and linking are CPU work: a thread keeps
     # them off the event loop, so reads are not stalled behind a large batch.
     results, drafts = await asyncio.to_thread(_prepare_all, items, linker, writer)
+    if after is not None:
+        # Shielded: cancelling this batch must not cancel the previous one mid-write.
+        await asyncio.shield(after)
     if drafts:
         for result in await _store(db, drafts, writer):
             results[result.index] = result
@@ -531,7 +539,10 @@ async def _link(w: Writer, changed: list[tuple[_Draft, UpsertOutcome]]) -> None:
             )  # fmt: skip
         links.update({(outcome.id, e): link for e, link in found.items()})
     ordered = [links[k] for k in sorted(links)]
-    await replace_links(w, sorted(o.id for _, o in changed), ordered)
+    # A new article has no links to replace; an updated one's links are replaced whole.
+    replaced = sorted(o.id for _, o in changed if o.status != "CREATED")
+    published = {o.id: o.published_at for _, o in changed if o.published_at is not None}
+    await replace_links(w, ordered, published, replaced=replaced)
 
 
 async def load_catalogue(db: Database, entities: Sequence[Mapping[str, object]]) -> list[int]:

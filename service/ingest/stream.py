@@ -9,7 +9,7 @@ only after its batch committed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -36,15 +36,22 @@ __all__ = [
 FLUSH_AFTER: Final = 0.5
 BOM: Final = b"\xef\xbb\xbf"
 
-StoreBatch = Callable[[Sequence[object]], Awaitable[list[ItemResult]]]
+# Stores a batch: `ingest_batch` bound to a database, called with the items and the task
+# storing the previous batch, which it awaits before it writes (it may prepare before).
+StoreBatch = Callable[
+    [Sequence[object], "asyncio.Task[list[ItemResult]] | None"],
+    Coroutine[object, object, list[ItemResult]],
+]
 
 
 def pipeline_store(db: Database, catalogue: LinkerCache | None) -> StoreBatch:
     """The pipeline bound to `db`, linking entities with the catalogue's current linker."""
 
-    async def store(items: Sequence[object]) -> list[ItemResult]:
+    async def store(
+        items: Sequence[object], after: asyncio.Task[list[ItemResult]] | None
+    ) -> list[ItemResult]:
         linker = await catalogue.get(db) if catalogue is not None else None
-        return await ingest_batch(db, items, linker=linker)
+        return await ingest_batch(db, items, linker=linker, after=after)
 
     return store
 
@@ -172,7 +179,7 @@ def _relative(error: ItemError, index: int) -> ItemError:
 
 
 class _Batch:
-    """Lines waiting for their batch to be stored, in input order."""
+    """Lines waiting to be sent to the pipeline, in input order."""
 
     def __init__(self, store: StoreBatch, *, keep_input: bool) -> None:
         self.store = store
@@ -195,22 +202,61 @@ class _Batch:
         self._slots.clear()
         return ready
 
-    async def flush(self) -> list[LineResult]:
-        stored = iter(await self.store(self.items) if self.items else [])
+    def launch(self, after: _Launched | None) -> _Launched:
+        """Start storing the lines so far (their writes wait for `after`'s); start anew."""
+        task = None
+        if self.items:
+            previous = after.task if after is not None else None
+            task = asyncio.create_task(self.store(self.items, previous))
+        launched = _Launched(task, self._slots, self.keep_input)
+        self.items, self._slots = [], []
+        return launched
+
+
+class _Launched:
+    """A batch being stored, and the lines (with results already known) it answers."""
+
+    def __init__(
+        self,
+        task: asyncio.Task[list[ItemResult]] | None,
+        slots: list[LineResult | Line],
+        keep_input: bool,
+    ) -> None:
+        self.task = task
+        self._slots = slots
+        self._keep_input = keep_input
+
+    def take_leading(self) -> list[LineResult]:
+        """The results of lines rejected before the batch's first item (answerable now)."""
+        count = next(
+            (i for i, slot in enumerate(self._slots) if isinstance(slot, Line)), len(self._slots)
+        )
+        leading, self._slots = self._slots[:count], self._slots[count:]
+        return [slot for slot in leading if isinstance(slot, LineResult)]
+
+    async def results(self) -> list[LineResult]:
+        """One result per line, once the batch is committed (its error if it failed)."""
+        stored = iter(await self.task if self.task is not None else [])
         ready: list[LineResult] = []
         for slot in self._slots:
             if isinstance(slot, LineResult):
                 ready.append(slot)
                 continue
             result = next(stored)
-            kept = slot.data if self.keep_input and result.status == "REJECTED" else None
+            kept = slot.data if self._keep_input and result.status == "REJECTED" else None
             errors = tuple(_relative(e, result.index) for e in result.errors)
             ready.append(LineResult(slot.number, result.status, result.article_id, errors, kept))
         if next(stored, None) is not None:
             raise RuntimeError("the pipeline returned more results than items")
-        self.items.clear()
-        self._slots.clear()
         return ready
+
+    async def cancel(self) -> None:
+        """Stop storing the batch (rolled back unless it committed); wait until it stopped."""
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.wait({self.task})
+            if not self.task.cancelled():
+                self.task.exception()  # retrieved: a failure here is reported elsewhere or moot
 
 
 class _Reader:
@@ -270,39 +316,70 @@ async def ingest_lines(
     reader = _Reader(chunks)
     loop = asyncio.get_running_loop()
     deadline: float | None = None
+    # Two stages overlap: while one batch is written, the next is prepared (validation, HTML,
+    # language, linking: CPU in a thread) and the lines after it are read. `pending` is the
+    # batch launched last and not yet answered; each launch waits for its writes.
+    pending: _Launched | None = None
+    launched: list[_Launched] = []
+
+    def launch() -> _Launched:
+        launched[:] = [b for b in launched if b.task is not None and not b.task.done()]
+        launched.append(batch.launch(pending))
+        return launched[-1]
+
     try:
         while True:
             within = None if deadline is None else max(deadline - loop.time(), 0.0)
             chunk = await reader.read(within)
-            if chunk is None:  # the batch waited long enough
-                yield await batch.flush()
-                deadline = None
-                continue
-            for line in splitter.feed(chunk) if chunk else splitter.finish():
-                item = _decode(line, max_line_bytes)
-                if isinstance(item, ItemError):
-                    kept = line.data if keep_input else None
-                    batch.add_result(LineResult(line.number, "REJECTED", None, (item,), kept))
-                    count_ingest(("REJECTED",))
+            if chunk is None or not chunk:  # waited long enough, or the end: answer all
+                if chunk is not None:
+                    for line in splitter.finish():
+                        if (item := _decode_or_reject(batch, line, max_line_bytes)) is not None:
+                            batch.add_item(line, item)
+                last = launch()
+                if pending is not None:
+                    yield await pending.results() + last.take_leading()
+                pending, deadline = None, None
+                if ready := await last.results():
+                    yield ready
+                if chunk is None:
                     continue
-                if not batch.items:
-                    if ready := batch.take_ready():
-                        yield ready
-                    deadline = loop.time() + flush_after
+                return
+            for line in splitter.feed(chunk):
+                if (item := _decode_or_reject(batch, line, max_line_bytes)) is None:
+                    continue
+                if pending is None and not batch.items and (ready := batch.take_ready()):
+                    yield ready
                 batch.add_item(line, item)
+                if deadline is None:
+                    deadline = loop.time() + flush_after
                 if len(batch.items) >= batch_size:
                     # Each batch is answered as soon as it is stored, even mid-chunk, so a
                     # later failure never leaves a stored batch unanswered.
-                    yield await batch.flush()
-                    deadline = None
-            if not chunk:
-                if ready := await batch.flush():
-                    yield ready
-                return
-            if ready := batch.take_ready():
+                    newer = launch()
+                    if pending is not None:
+                        yield await pending.results() + newer.take_leading()
+                    pending = newer
+                    deadline = loop.time() + flush_after
+            if pending is None and not batch.items and (ready := batch.take_ready()):
                 yield ready
     finally:
         await reader.aclose()
+        # A batch still being stored when the caller stops reading is stopped (its
+        # transaction rolled back): what is stored is what was answered, as before overlap.
+        for each in reversed(launched):
+            await each.cancel()
+
+
+def _decode_or_reject(batch: _Batch, line: Line, max_line_bytes: int) -> object | None:
+    """The line's item for the pipeline, or None after queueing the line's rejection."""
+    item = _decode(line, max_line_bytes)
+    if isinstance(item, ItemError):
+        kept = line.data if batch.keep_input else None
+        batch.add_result(LineResult(line.number, "REJECTED", None, (item,), kept))
+        count_ingest(("REJECTED",))
+        return None
+    return item
 
 
 def result_line(result: LineResult) -> bytes:

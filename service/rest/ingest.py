@@ -164,9 +164,11 @@ class _Outbox:
 def _store_as(db: Database, catalogue: LinkerCache | None, writer: Principal) -> StoreBatch:
     """The pipeline bound to `db`, writing as `writer` (its key recorded, its scope applied)."""
 
-    async def store(items: Sequence[object]) -> list[ItemResult]:
+    async def store(
+        items: Sequence[object], after: asyncio.Task[list[ItemResult]] | None
+    ) -> list[ItemResult]:
         linker = await catalogue.get(db) if catalogue is not None else None
-        return await ingest_batch(db, items, linker=linker, writer=writer)
+        return await ingest_batch(db, items, linker=linker, writer=writer, after=after)
 
     return store
 
@@ -193,8 +195,8 @@ async def _produce(request: Request, outbox: _Outbox, request_id: str, writer: P
             200,
             "LIMIT_EXCEEDED",
             f"The answer was not read for {outbox.stall_timeout:.0f} s, so storing stopped after"
-            f" line {answered}. Read the answer while sending, or send fewer lines per request."
-            + RESEND_HINT,
+            f" line {answered} (the batch being written then may be stored too). Read the answer"
+            " while sending, or send fewer lines per request." + RESEND_HINT,
         )
         await _discard(request)
     except NewsgraphError as exc:

@@ -396,7 +396,9 @@ async def test_a_client_that_does_not_read_the_answer_gets_the_rest_of_its_body_
     assert f"after line {len(results)}" in last["error"]["message"]
     answered = [f"stall-{n}" for n in range(len(results))]
     assert await stored(db, answered) == len(results)
-    assert await stored(db, [f"stall-{n}" for n in range(len(results), len(chunks))]) == 0
+    # Batches overlap (one is written while the next is prepared): at most the batch being
+    # written when answering stopped (one line here) is stored beyond the answered lines.
+    assert await stored(db, [f"stall-{n}" for n in range(len(results), len(chunks))]) <= 1
 
 
 # The engine, without HTTP: splitting, batching, ordering, timing.
@@ -444,7 +446,7 @@ async def chunks_of(*parts: bytes) -> AsyncIterator[bytes]:
 
 
 async def test_pipeline_paths_are_made_relative_to_the_line() -> None:
-    async def store(items: Sequence[object]) -> list[ItemResult]:
+    async def store(items: Sequence[object], after: object) -> list[ItemResult]:
         return [
             ItemResult(0, "REJECTED", errors=(ItemError("articles[0]", "BAD_INPUT", "whole"),)),
             ItemResult(
@@ -480,7 +482,7 @@ async def test_a_partial_batch_is_stored_soon_when_the_client_pauses(db: Databas
 
     batches = []
     async for batch in ingest_lines(
-        lambda items: ingest_batch(db, items),
+        lambda items, after: ingest_batch(db, items, after=after),
         slow_client(),
         batch_size=500,
         max_line_bytes=MIB,
@@ -494,7 +496,7 @@ async def test_a_partial_batch_is_stored_soon_when_the_client_pauses(db: Databas
 async def test_results_wait_for_their_batch_and_failures_leave_later_lines_unanswered() -> None:
     calls: list[int] = []
 
-    async def store(items: Sequence[object]) -> list[ItemResult]:
+    async def store(items: Sequence[object], after: object) -> list[ItemResult]:
         calls.append(len(items))
         if len(calls) == 2:
             raise ServiceUnavailable("down")
@@ -513,3 +515,55 @@ async def test_results_wait_for_their_batch_and_failures_leave_later_lines_unans
     # of lines 5 and 6, which failed and is not answered.
     assert answered == [(1, "CREATED"), (2, "REJECTED"), (3, "CREATED"), (4, "REJECTED")]
     assert calls == [2, 2]
+
+
+async def test_the_next_batch_is_prepared_while_one_is_written_and_written_after_it() -> None:
+    events: list[str] = []
+    second_prepared = asyncio.Event()
+
+    async def store(items: Sequence[object], after: asyncio.Task[Any] | None) -> list[ItemResult]:
+        n = items[0]["n"]  # type: ignore[index]
+        events.append(f"prepare {n}")
+        if n == 2:
+            second_prepared.set()
+        if after is not None:
+            await asyncio.shield(after)
+        events.append(f"write {n}")
+        if n == 1:
+            # Batch 1 is still being written when batch 2 is prepared.
+            async with asyncio.timeout(5):
+                await second_prepared.wait()
+        return [ItemResult(0, "CREATED", n)]
+
+    body = b'{"n": 1}\n{"n": 2}\n{"n": 3}\n'
+    answered = [
+        (r.line, r.article_id)
+        async for batch in ingest_lines(store, chunks_of(body), batch_size=1, max_line_bytes=100)
+        for r in batch
+    ]
+    # Had batch 2 not been prepared while batch 1 was written, batch 1 would time out.
+    assert answered == [(1, 1), (2, 2), (3, 3)]
+    assert events[:3] == ["prepare 1", "write 1", "prepare 2"]
+    assert [e for e in events if e.startswith("write")] == ["write 1", "write 2", "write 3"]
+
+
+async def test_versions_of_one_url_in_consecutive_batches_are_applied_in_line_order(
+    db: Database,
+) -> None:
+    versions = [article("overlap", title=f"Version {n}") for n in range(6)]
+    body = b"".join(map(line, versions))
+    statuses = [
+        r.status
+        async for batch in ingest_lines(
+            lambda items, after: ingest_batch(db, items, after=after),
+            chunks_of(body),
+            batch_size=1,
+            max_line_bytes=MIB,
+        )
+        for r in batch
+    ]
+    title = await db.fetchval(
+        "SELECT title FROM articles WHERE canonical_url = $1", versions[0]["url"]
+    )
+    assert statuses == ["CREATED"] + ["UPDATED"] * 5
+    assert title == "Version 5"
