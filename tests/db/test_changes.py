@@ -124,7 +124,8 @@ async def test_creates_updates_and_removals_move_an_article_to_the_end(
         (created.article_id, "CREATED"),
         (other.article_id, "CREATED"),
     ]
-    assert page[0].article is not None and page[0].article.title == item["title"]
+    assert page[0].article is not None
+    assert page[0].article.title == item["title"]
     [updated] = await ingest_batch(feed_db, [{**item, "title": "Changed"}])
     assert updated.status == "UPDATED"
     page = await fetch_changes(feed_db, after=start, since=None, limit=100)
@@ -132,7 +133,8 @@ async def test_creates_updates_and_removals_move_an_article_to_the_end(
         (other.article_id, "CREATED"),
         (created.article_id, "UPDATED"),
     ]
-    assert page[1].article is not None and page[1].article.title == "Changed"
+    assert page[1].article is not None
+    assert page[1].article.title == "Changed"
 
 
 async def test_created_and_updated_in_one_transaction_is_created(
@@ -149,7 +151,8 @@ async def test_created_and_updated_in_one_transaction_is_created(
         await conn.close()
     page = await fetch_changes(feed_db, after=start, since=None, limit=100)
     assert [(c.article_id, c.kind) for c in page] == [(article, "CREATED")]
-    assert page[0].article is not None and page[0].article.title == "Edited"
+    assert page[0].article is not None
+    assert page[0].article.title == "Edited"
 
 
 async def test_since_starts_at_the_first_change_at_or_after_a_time(feed_db: Database) -> None:

@@ -102,7 +102,8 @@ async def test_an_ingest_key_removes_only_its_own_articles(
     _, other = await make_key(tdb, settings, "ingest", sources=("factory.example",))
     [mine] = await ingest_batch(tdb, [article_input()], writer=own)
     [theirs] = await ingest_batch(tdb, [article_input()], writer=other)
-    assert mine.article_id is not None and theirs.article_id is not None
+    assert mine.article_id is not None
+    assert theirs.article_id is not None
     outcome = await remove_articles(
         tdb,
         [mine.article_id, theirs.article_id],
