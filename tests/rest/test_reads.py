@@ -101,8 +101,9 @@ async def test_filters(client: httpx.AsyncClient) -> None:
         entity["id"] in {link["entity"]["id"] for link in e["node"]["entities"]}
         for e in by_entity["edges"]
     )
-    window = {"since": "2025-10-13", "until": "2025-10-14T00:00:00+00:00", "limit": 100}
+    window = {"since": "2025-10-13", "until": "2025-10-14T00:00:00+00:00", "limit": "100"}
     dated = (await client.get("/v1/articles", params=window)).json()
+    assert dated["edges"]
     assert all(e["node"]["publishedAt"].startswith("2025-10-13") for e in dated["edges"])
     unknown = (await client.get("/v1/articles", params={"source": "nowhere.example"})).json()
     assert unknown["edges"] == []
