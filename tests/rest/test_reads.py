@@ -218,6 +218,9 @@ async def test_after_a_takedown_reads_answer_410_and_etags_change(
     async with app_client(settings, scratch_db) as http:
         page = await http.get("/v1/articles")
         single = await http.get(f"/v1/articles/{article_id}")
+        graphql_get = {"query": "query Feed { articles { edges { node { title } } } }"}
+        cached = await http.get("/graphql", params=graphql_get)
+        assert "To be removed" in cached.text
         assert single.status_code == 200
         with acting_as(LOCAL):
             await run.data(
@@ -237,6 +240,11 @@ async def test_after_a_takedown_reads_answer_410_and_etags_change(
         assert after.headers["etag"] != page.headers["etag"]
         assert "To be removed" in page.text
         assert "To be removed" not in after.text
+        revalidated = await http.get(
+            "/graphql", params=graphql_get, headers={"If-None-Match": cached.headers["etag"]}
+        )
+        assert revalidated.status_code == 200
+        assert "To be removed" not in revalidated.text
         changes = (await http.get("/v1/changes", params={"limit": 100})).json()
         last = changes["edges"][-1]["node"]
         assert (last["kind"], last["article"], last["tombstone"]["id"]) == (
