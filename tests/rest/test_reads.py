@@ -165,6 +165,7 @@ async def test_answers_are_cacheable(client: httpx.AsyncClient) -> None:
         ("/v1/articles", {"url": "ftp://x"}, 400, "BAD_INPUT"),
         ("/v1/articles/bm9wZQ", {}, 400, "BAD_INPUT"),
         (f"/v1/articles/{encode_id('Source', 1)}", {}, 400, "BAD_INPUT"),
+        (f"/v1/articles/{encode_id('Article', 10**30)}", {}, 400, "BAD_INPUT"),
         (f"/v1/articles/{encode_id('Article', 10**12)}", {}, 404, "NOT_FOUND"),
         (f"/v1/articles/{encode_id('Article', 10**12)}/related", {}, 404, "NOT_FOUND"),
         ("/v1/entities", {"kind": "ROBOT"}, 400, "BAD_INPUT"),
