@@ -13,7 +13,7 @@ from typing import Any, Final
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from service.rest.reads import OPENAPI_PATHS, OPENAPI_SCHEMAS
+from service.rest.reads_openapi import OPENAPI_PATHS, OPENAPI_SCHEMAS
 
 __all__ = ["DOCUMENT", "openapi"]
 
@@ -136,7 +136,12 @@ _ITEM_ERROR: Final[dict[str, Any]] = {
                 " `entities[0].kind`); `line` means the line as a whole."
             ),
         },
-        "code": {"type": "string", "enum": ["BAD_INPUT", "LIMIT_EXCEEDED"]},
+        "code": {
+            "type": "string",
+            "enum": ["BAD_INPUT", "LIMIT_EXCEEDED", "FORBIDDEN", "REMOVED"],
+            "description": "FORBIDDEN: not the key's source or article; REMOVED: a URL of an"
+            " article taken down (an admin must restore it).",
+        },
         "message": {"type": "string", "description": "What to fix, for a developer."},
     },
 }

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any, Final
 
 import orjson
@@ -34,21 +34,27 @@ from service.db.articles import (
     ArticleOrder,
     ArticlePageQuery,
     Scope,
-    fetch_article_bodies,
     fetch_article_by_url,
     fetch_article_pages,
     fetch_articles_by_ids,
 )
 from service.db.pool import Database
-from service.db.records import ArticleRecord, EntityRecord, SourceRecord, TombstoneRecord
+from service.db.records import ArticleRecord, TombstoneRecord
 from service.db.takedowns import resolve_article_urls
 from service.errors import BadInput, LimitExceeded, NewsgraphError
-from service.ids import decode_id, decode_typed_id, encode_id
+from service.ids import decode_id, decode_typed_id
 from service.ingest.normalize import canonicalize_url, parse_published_at
+from service.ingest.pipeline import ENTITY_KINDS
+from service.rest.shapes import (
+    articles_json,
+    connection,
+    entity_json,
+    source_json,
+    time_json,
+    tombstone_json,
+)
 
 __all__ = [
-    "OPENAPI_PATHS",
-    "OPENAPI_SCHEMAS",
     "ROUTES",
     "article",
     "article_list",
@@ -68,7 +74,6 @@ MAX_FILTER_VALUES: Final = 100
 MAX_SEARCH_LENGTH: Final = 100
 RELATED_DEFAULT: Final = 10
 CHANGE_CURSOR: Final = "change"  # the same kind as Query.changes' cursors
-ENTITY_KINDS: Final = ("PERSON", "ORGANIZATION", "PLACE", "EVENT", "PRODUCT", "OTHER")
 
 
 class NotFound(NewsgraphError):
@@ -85,113 +90,6 @@ class Gone(NewsgraphError):
     def __init__(self, message: str, tombstone: TombstoneRecord) -> None:
         super().__init__(message)
         self.tombstone = tombstone
-
-
-def _time(value: datetime | None) -> str | None:
-    return value.astimezone(UTC).isoformat() if value is not None else None
-
-
-def source_json(record: SourceRecord) -> dict[str, Any]:
-    return {
-        "id": encode_id("Source", record.id),
-        "name": record.name,
-        "domain": record.domain,
-        "country": record.country,
-        "language": record.language,
-        "articleCount": record.article_count,
-    }
-
-
-def entity_json(record: EntityRecord) -> dict[str, Any]:
-    return {
-        "id": encode_id("Entity", record.id),
-        "name": record.name,
-        "slug": record.slug,
-        "kind": record.kind,
-        "wikidataId": record.wikidata_id,
-        "description": record.description,
-        "articleCount": record.article_count,
-    }
-
-
-def tombstone_json(record: TombstoneRecord) -> dict[str, Any]:
-    return {
-        "id": encode_id("Article", record.article_id),
-        "url": record.url,
-        "canonicalUrl": record.canonical_url,
-        "urls": list(record.urls),
-        "reason": record.reason,
-        "removedAt": _time(record.removed_at),
-        "restoredAt": _time(record.restored_at),
-    }
-
-
-async def articles_json(
-    db: Database, records: Sequence[ArticleRecord], *, body: bool = False
-) -> list[dict[str, Any]]:
-    """Articles with their source and entities: three or four statements for any number."""
-    if not records:
-        return []
-    ids = [r.id for r in records]
-    found_sources = await sources.fetch_sources_by_ids(db, sorted({r.source_id for r in records}))
-    links = await entities.fetch_article_entities(db, ids)
-    entity_ids = sorted({link.entity_id for rows in links.values() for link in rows})
-    found_entities = await entities.fetch_entities_by_ids(db, entity_ids) if entity_ids else {}
-    bodies = await fetch_article_bodies(db, ids) if body else {}
-    result = []
-    for r in records:
-        image = None
-        if r.image_url:
-            image = {
-                "url": r.image_url,
-                "credit": r.image_credit,
-                "caption": r.image_caption,
-                "alt": r.image_alt,
-                "width": r.image_width,
-                "height": r.image_height,
-            }
-        item: dict[str, Any] = {
-            "id": encode_id("Article", r.id),
-            "url": r.url,
-            "canonicalUrl": r.canonical_url,
-            "title": r.title,
-            "summary": r.summary,
-            "authors": [{"name": name} for name in r.authors],
-            "publishedAt": _time(r.published_at),
-            "publishedAtEstimated": r.published_at_estimated,
-            "updatedAt": _time(r.updated_at),
-            "language": r.language,
-            "section": r.section,
-            "tags": list(r.tags),
-            "image": image,
-            "source": source_json(found_sources[r.source_id]),
-            "entities": [
-                {
-                    "salience": link.salience,
-                    "mentionCount": link.mention_count,
-                    "entity": entity_json(found_entities[link.entity_id]),
-                }
-                for link in links.get(r.id, [])
-                if link.entity_id in found_entities
-            ],
-        }
-        if body:
-            item["body"] = bodies.get(r.id)
-        result.append(item)
-    return result
-
-
-def _connection(edges: list[dict[str, Any]], more: bool, after: str | None) -> dict[str, Any]:
-    return {
-        "edges": edges,
-        "pageInfo": {
-            "hasNextPage": more,
-            "hasPreviousPage": after is not None,
-            "startCursor": edges[0]["cursor"] if edges else None,
-            # An empty page keeps the cursor given, so a poller can always store endCursor.
-            "endCursor": edges[-1]["cursor"] if edges else after,
-        },
-    }
 
 
 # --- Request parsing ---------------------------------------------------------------------
@@ -411,7 +309,7 @@ async def article_list(request: Request) -> Response:
     after = _one(request, "cursor")
     max_age = request.state.settings.cache_max_age
     if source_ids is None or entity_ids is None:  # an unknown source or entity: nothing matches
-        return _json_response(request, _connection([], False, after), max_age)
+        return _json_response(request, connection([], False, after), max_age)
     query = ArticlePageQuery(
         filter=ArticleFilter(
             source_ids=source_ids,
@@ -431,7 +329,7 @@ async def article_list(request: Request) -> Response:
         {"cursor": encode_cursor(kind, (r.published_at, r.id)), "node": node}
         for r, node in zip(rows[:size], nodes, strict=True)
     ]
-    return _json_response(request, _connection(edges, len(rows) > size, after), max_age)
+    return _json_response(request, connection(edges, len(rows) > size, after), max_age)
 
 
 # The one call site of related articles. Issue 8 ships this stand-in (recent articles sharing
@@ -464,7 +362,7 @@ async def entity_list(request: Request) -> Response:
     text = _search(request)
     kind = _one(request, "kind")
     if kind is not None and kind.upper() not in ENTITY_KINDS:
-        raise BadInput(f"`kind` must be one of {', '.join(ENTITY_KINDS)}")
+        raise BadInput(f"`kind` must be one of {', '.join(sorted(ENTITY_KINDS))}")
     size = _limit(request)
     cursor_kind, types = ("match", (int, int, int)) if text else ("popular", (int, int))
     position = _cursor(request, cursor_kind, types)
@@ -479,7 +377,7 @@ async def entity_list(request: Request) -> Response:
         {"cursor": encode_cursor(cursor_kind, key), "node": entity_json(record)}
         for record, key in rows[:size]
     ]
-    payload = _connection(edges, len(rows) > size, _one(request, "cursor"))
+    payload = connection(edges, len(rows) > size, _one(request, "cursor"))
     return _json_response(request, payload, CATALOGUE_MAX_AGE)
 
 
@@ -499,7 +397,7 @@ async def source_list(request: Request) -> Response:
         {"cursor": encode_cursor("name", (r.name, r.id)), "node": source_json(r)}
         for r in records[:size]
     ]
-    payload = _connection(edges, len(records) > size, _one(request, "cursor"))
+    payload = connection(edges, len(records) > size, _one(request, "cursor"))
     return _json_response(request, payload, CATALOGUE_MAX_AGE)
 
 
@@ -527,14 +425,14 @@ async def change_feed(request: Request) -> Response:
             "node": {
                 "seq": r.seq,
                 "kind": r.kind,
-                "changedAt": _time(r.changed_at),
+                "changedAt": time_json(r.changed_at),
                 "article": by_id.get(r.article_id) if r.article is not None else None,
                 "tombstone": tombstone_json(r.tombstone) if r.tombstone else None,
             },
         }
         for r in page
     ]
-    payload = _connection(edges, len(rows) > size, _one(request, "cursor"))
+    payload = connection(edges, len(rows) > size, _one(request, "cursor"))
     return _json_response(request, payload, request.state.settings.cache_max_age)
 
 
@@ -547,274 +445,3 @@ ROUTES: Final = (
     ("/v1/sources", source_list),
     ("/v1/changes", change_feed),
 )
-
-
-# --- OpenAPI (merged into /openapi.json by service.rest.openapi) --------------------------
-
-
-def _param(name: str, description: str, **schema: Any) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "description": description,
-        "schema": schema or {"type": "string"},
-    }
-
-
-_ID_PARAM: Final = {
-    "name": "id",
-    "in": "path",
-    "required": True,
-    "description": "The article's global id (as in GraphQL).",
-    "schema": {"type": "string"},
-}
-_LIMIT: Final = _param("limit", "Page size, 1–100 (default 20).", type="integer", minimum=1)
-_CURSOR: Final = _param("cursor", "Continue after this cursor (a page's `pageInfo.endCursor`).")
-
-
-def _ok(schema: str, description: str) -> dict[str, Any]:
-    return {
-        "description": description + " With `ETag` and `Cache-Control`.",
-        "headers": {"ETag": {"schema": {"type": "string"}}},
-        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
-    }
-
-
-def _fail(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ReadError"}}},
-    }
-
-
-_COMMON_RESPONSES: Final = {
-    "304": {"description": "Not modified: `If-None-Match` named the current ETag."},
-    "400": _fail(
-        "A bad id, cursor, date or filter (BAD_INPUT, BAD_CURSOR), or a limit over "
-        "100 (LIMIT_EXCEEDED)."
-    ),
-    "503": _fail("The database cannot be reached now (SERVICE_UNAVAILABLE); retry."),
-}
-
-
-def _get(op_id: str, summary: str, params: list[dict[str, Any]], ok: dict[str, Any],
-         **more: Any) -> dict[str, Any]:  # fmt: skip
-    return {
-        "get": {
-            "operationId": op_id,
-            "summary": summary,
-            "tags": ["reads"],
-            "parameters": params,
-            "responses": {"200": ok, **_COMMON_RESPONSES, **more},
-        }
-    }
-
-
-_NOT_FOUND: Final = _fail("No such article (NOT_FOUND).")
-_GONE: Final = _fail("The article was taken down (REMOVED); `tombstone` says when and why.")
-
-OPENAPI_PATHS: Final[dict[str, Any]] = {
-    "/v1/articles": _get(
-        "listArticles",
-        "One article by URL, or a cursor-paged list of articles",
-        [
-            _param("url", "Any URL of the article (canonicalised); answers one Article."),
-            _param("source", "A source domain or id; repeat for any of several."),
-            _param("entity", "An entity slug or id; repeat for any of several."),
-            _param("section", "A section; repeat for any of several."),
-            _param("language", "A language code; repeat for any of several."),
-            _param("since", "Published at or after (RFC 3339 with offset, or a date)."),
-            _param("until", "Published before (RFC 3339 with offset, or a date)."),
-            _param("order", "newest (default) or oldest.", enum=["newest", "oldest"]),
-            _CURSOR,
-            _LIMIT,
-        ],
-        _ok("ArticlePage", "A page of articles (or, with `url`, one Article)."),
-        **{"404": _NOT_FOUND, "410": _GONE},
-    ),
-    "/v1/articles/{id}": _get(
-        "getArticle",
-        "One article, with its body",
-        [_ID_PARAM],
-        _ok("Article", "The article."),
-        **{"404": _NOT_FOUND, "410": _GONE},
-    ),
-    "/v1/articles/{id}/related": _get(
-        "relatedArticles",
-        "Articles related to one article",
-        [_ID_PARAM, _param("limit", "How many, 1–100 (default 10).", type="integer")],
-        _ok("RelatedArticles", "Related articles, best first."),
-        **{"404": _NOT_FOUND, "410": _GONE},
-    ),
-    "/v1/entities": _get(
-        "listEntities",
-        "Entities: autocomplete with `search`, else most mentioned first",
-        [
-            _param("search", "The start of a name or alias, or of a word in it."),
-            _param("kind", "Only this kind.", enum=list(ENTITY_KINDS)),
-            _CURSOR,
-            _LIMIT,
-        ],
-        _ok("EntityPage", "A page of entities."),
-    ),
-    "/v1/sources": _get(
-        "listSources",
-        "Sources by name",
-        [_param("search", "Part of a name or domain."), _CURSOR, _LIMIT],
-        _ok("SourcePage", "A page of sources."),
-    ),
-    "/v1/changes": _get(
-        "listChanges",
-        "The change feed: every article's latest change, in commit order",
-        [
-            _param("since", "Start at changes made at or after this time (ignored with cursor)."),
-            _CURSOR,
-            _LIMIT,
-        ],
-        _ok("ChangePage", "Changes, oldest first; poll again with `pageInfo.endCursor`."),
-    ),
-}
-
-
-def _page(node: str) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "required": ["edges", "pageInfo"],
-        "properties": {
-            "edges": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "cursor": {"type": "string"},
-                        "node": {"$ref": f"#/components/schemas/{node}"},
-                    },
-                },
-            },
-            "pageInfo": {"$ref": "#/components/schemas/PageInfo"},
-        },
-    }
-
-
-_NULLABLE_STRING: Final = {"type": ["string", "null"]}
-
-OPENAPI_SCHEMAS: Final[dict[str, Any]] = {
-    "PageInfo": {
-        "type": "object",
-        "properties": {
-            "hasNextPage": {"type": "boolean"},
-            "hasPreviousPage": {"type": "boolean"},
-            "startCursor": _NULLABLE_STRING,
-            "endCursor": {
-                **_NULLABLE_STRING,
-                "description": "Pass as `cursor` for the next page; an empty page repeats the "
-                "cursor it was asked with.",
-            },
-        },
-    },
-    "Source": {
-        "type": "object",
-        "properties": {
-            "id": {"type": "string"},
-            "name": {"type": "string"},
-            "domain": {"type": "string"},
-            "country": _NULLABLE_STRING,
-            "language": _NULLABLE_STRING,
-            "articleCount": {"type": "integer"},
-        },
-    },
-    "Entity": {
-        "type": "object",
-        "properties": {
-            "id": {"type": "string"},
-            "name": {"type": "string"},
-            "slug": {"type": "string"},
-            "kind": {"type": "string", "enum": list(ENTITY_KINDS)},
-            "wikidataId": _NULLABLE_STRING,
-            "description": _NULLABLE_STRING,
-            "articleCount": {"type": "integer"},
-        },
-    },
-    "Article": {
-        "type": "object",
-        "description": "Field names as in GraphQL; `body` only in single-article answers and "
-        "in the change feed.",
-        "properties": {
-            "id": {"type": "string"},
-            "url": {"type": "string"},
-            "canonicalUrl": {"type": "string"},
-            "title": {"type": "string"},
-            "summary": _NULLABLE_STRING,
-            "body": _NULLABLE_STRING,
-            "authors": {"type": "array", "items": {"type": "object"}},
-            "publishedAt": {"type": "string", "format": "date-time"},
-            "publishedAtEstimated": {"type": "boolean"},
-            "updatedAt": {"type": "string", "format": "date-time"},
-            "language": {"type": "string"},
-            "section": _NULLABLE_STRING,
-            "tags": {"type": "array", "items": {"type": "string"}},
-            "image": {"type": ["object", "null"]},
-            "source": {"$ref": "#/components/schemas/Source"},
-            "entities": {"type": "array", "items": {"type": "object"}},
-        },
-    },
-    "Tombstone": {
-        "type": "object",
-        "properties": {
-            "id": {"type": "string"},
-            "url": {"type": "string"},
-            "canonicalUrl": {"type": "string"},
-            "urls": {"type": "array", "items": {"type": "string"}},
-            "reason": {"type": "string"},
-            "removedAt": {"type": "string", "format": "date-time"},
-            "restoredAt": {"type": ["string", "null"], "format": "date-time"},
-        },
-    },
-    "Change": {
-        "type": "object",
-        "properties": {
-            "seq": {"type": "integer", "description": "Larger means committed later."},
-            "kind": {"type": "string", "enum": ["CREATED", "UPDATED", "REMOVED"]},
-            "changedAt": {"type": "string", "format": "date-time"},
-            "article": {"oneOf": [{"$ref": "#/components/schemas/Article"}, {"type": "null"}]},
-            "tombstone": {"oneOf": [{"$ref": "#/components/schemas/Tombstone"}, {"type": "null"}]},
-        },
-    },
-    "ArticlePage": _page("Article"),
-    "EntityPage": _page("Entity"),
-    "SourcePage": _page("Source"),
-    "ChangePage": _page("Change"),
-    "RelatedArticles": {
-        "type": "object",
-        "properties": {
-            "articles": {"type": "array", "items": {"$ref": "#/components/schemas/Article"}}
-        },
-    },
-    "ReadError": {
-        "type": "object",
-        "required": ["error"],
-        "properties": {
-            "error": {
-                "type": "object",
-                "required": ["code", "message"],
-                "properties": {
-                    "code": {
-                        "type": "string",
-                        "enum": [
-                            "BAD_INPUT",
-                            "BAD_CURSOR",
-                            "LIMIT_EXCEEDED",
-                            "NOT_FOUND",
-                            "REMOVED",
-                            "SERVICE_UNAVAILABLE",
-                            "INTERNAL_SERVER_ERROR",
-                        ],
-                    },
-                    "message": {"type": "string"},
-                },
-            },
-            "tombstone": {"$ref": "#/components/schemas/Tombstone"},
-        },
-    },
-}

@@ -14,7 +14,7 @@ from service.config import Settings
 from service.db.pool import Database, open_database, track_statements
 from service.ids import encode_id
 from service.ingest.pipeline import ingest_batch
-from service.rest.reads import OPENAPI_PATHS
+from service.rest.reads_openapi import OPENAPI_PATHS
 from tests.conftest import GraphQLRunner
 from tests.factories import article_input
 from tests.feed_support import scratch_database
