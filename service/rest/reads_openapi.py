@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-__all__ = ["OPENAPI_PATHS", "OPENAPI_SCHEMAS"]
-
 from service.ingest.pipeline import ENTITY_KINDS
+
+__all__ = ["OPENAPI_PATHS", "OPENAPI_SCHEMAS"]
 
 
 def _param(name: str, description: str, **schema: Any) -> dict[str, Any]:
