@@ -70,6 +70,7 @@ log = logging.getLogger("newsgraph.rest.reads")
 # Seconds a cache may keep each answer (as OPERATION_MAX_AGE does for GraphQL operations).
 ARTICLE_MAX_AGE: Final = 300
 CATALOGUE_MAX_AGE: Final = 300
+CHANGES_MAX_AGE: Final = 0
 MAX_FILTER_VALUES: Final = 100
 MAX_SEARCH_LENGTH: Final = 100
 RELATED_DEFAULT: Final = 10
@@ -433,7 +434,8 @@ async def change_feed(request: Request) -> Response:
         for r in page
     ]
     payload = connection(edges, len(rows) > size, _one(request, "cursor"))
-    return _json_response(request, payload, request.state.settings.cache_max_age)
+    # Revalidated on every poll: a cached tail would hide new changes (and takedowns).
+    return _json_response(request, payload, CHANGES_MAX_AGE)
 
 
 # (path, handler) for service.app: all GET.

@@ -149,6 +149,10 @@ async def test_answers_are_cacheable(client: httpx.AsyncClient) -> None:
     again = await client.get(path, headers={"If-None-Match": etag})
     assert again.status_code == 304
     assert again.content == b""
+    feed = await client.get("/v1/changes")
+    assert feed.headers["cache-control"] == "public, max-age=0"
+    unchanged = await client.get("/v1/changes", headers={"If-None-Match": feed.headers["etag"]})
+    assert unchanged.status_code == 304
 
 
 @pytest.mark.parametrize(
