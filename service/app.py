@@ -35,6 +35,7 @@ from service.rest.access import AccessMiddleware
 from service.rest.health import healthz, readyz
 from service.rest.ingest import ingest_ndjson
 from service.rest.openapi import openapi
+from service.rest.reads import ROUTES as READ_ROUTES
 
 __all__ = ["create_app"]
 
@@ -123,6 +124,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             # The ingest stream has no total size limit, only a per-line one; a route's
             # max_body_size replaces the app's for that route (also upwards).
             Route("/v1/ingest", ingest_ndjson, methods=["POST"], max_body_size=sys.maxsize),
+            *(Route(path, handler, methods=["GET"]) for path, handler in READ_ROUTES),
             Route("/openapi.json", openapi, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),

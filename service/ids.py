@@ -33,7 +33,8 @@ def decode_id(value: str) -> tuple[str, int]:
     """(type name, database id) of a global id; BAD_INPUT when it is not one of ours."""
     try:
         type_name, _, key = b64decode(value).decode().partition(":")
-        if type_name in NODE_TYPES and key.isdigit():
+        # Keys are bigints: a longer number is not one of ours (and would fail in the driver).
+        if type_name in NODE_TYPES and key.isdigit() and int(key) < 2**63:
             return type_name, int(key)
     except (binascii.Error, UnicodeDecodeError, ValueError):
         pass

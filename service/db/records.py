@@ -8,9 +8,11 @@ from datetime import datetime
 __all__ = [
     "ArticleEntityRecord",
     "ArticleRecord",
+    "ChangeRecord",
     "CoMentionRecord",
     "EntityRecord",
     "SourceRecord",
+    "TombstoneRecord",
 ]
 
 
@@ -75,3 +77,29 @@ class CoMentionRecord:
     entity_id: int
     other_id: int
     count: int
+
+
+@dataclass(frozen=True, slots=True)
+class TombstoneRecord:
+    """What is kept of an article taken down: where it was, when and why it was removed."""
+
+    article_id: int
+    source_id: int
+    url: str
+    canonical_url: str
+    urls: list[str]
+    reason: str
+    removed_at: datetime
+    restored_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeRecord:
+    """An article's latest change in the feed, with the article (or its tombstone) as it is."""
+
+    seq: int
+    kind: str  # CREATED | UPDATED | REMOVED
+    article_id: int
+    changed_at: datetime
+    article: ArticleRecord | None
+    tombstone: TombstoneRecord | None

@@ -13,10 +13,12 @@ from typing import Annotated, Any
 import strawberry
 
 from service.auth import Role, current_principal, require
+from service.db.takedowns import remove_articles, resolve_article_urls, restore_urls
 from service.errors import BadInput, LimitExceeded
 from service.graphql.context import Info
-from service.graphql.types import Article, Entity, EntityKind
+from service.graphql.types import Article, Entity, EntityKind, Tombstone
 from service.ids import decode_typed_id
+from service.ingest.normalize import canonicalize_url
 from service.ingest.pipeline import (
     ItemResult,
     ingest_batch,
@@ -27,6 +29,8 @@ from service.ingest.pipeline import (
 __all__ = ["Mutation"]
 
 MAX_ENTITIES_PER_CALL = 1000
+MAX_TAKEDOWNS_PER_CALL = 1000
+MAX_REASON_LENGTH = 2000
 
 
 @strawberry.input(description="The publisher of an ingested article.")
@@ -106,8 +110,8 @@ class IngestStatus(enum.Enum):
 class IngestError:
     path: str = strawberry.field(description="The offending field, e.g. articles[3].publishedAt.")
     code: str = strawberry.field(
-        description="A stable code: BAD_INPUT, LIMIT_EXCEEDED or FORBIDDEN (not the key's "
-        "source, or another key's article)."
+        description="A stable code: BAD_INPUT, LIMIT_EXCEEDED, FORBIDDEN (not the key's "
+        "source, or another key's article) or REMOVED (a URL of an article taken down)."
     )
     message: str = strawberry.field(description="What is wrong, for a person.")
 
@@ -125,6 +129,31 @@ class IngestResult:
             return None
         record = await info.context.loaders.article.load(self.article_id)
         return Article.from_record(record) if record else None
+
+
+@strawberry.enum(description="What a takedown did with one requested article.")
+class TakedownStatus(enum.Enum):
+    REMOVED = strawberry.enum_value("REMOVED", description="Removed now; see `tombstone`.")
+    ALREADY_REMOVED = strawberry.enum_value(
+        "ALREADY_REMOVED", description="It had been removed before; see `tombstone`."
+    )
+    NOT_FOUND = strawberry.enum_value("NOT_FOUND", description="No article has that id or URL.")
+    REJECTED = strawberry.enum_value("REJECTED", description="Not removed; see `errors`.")
+
+
+@strawberry.type(description="The outcome of one requested takedown, in input order.")
+class TakedownResult:
+    index: int = strawberry.field(
+        description="The item's position in the input: `ids` first, then `urls`, from 0."
+    )
+    status: TakedownStatus = strawberry.field(description="What happened to it.")
+    tombstone: Tombstone | None = strawberry.field(
+        description="What remains of the removed article (null unless removed)."
+    )
+    errors: list[IngestError] = strawberry.field(
+        description="Why it was rejected: BAD_INPUT (a malformed id or URL) or FORBIDDEN "
+        "(another key's article)."
+    )
 
 
 @strawberry.input(
@@ -245,3 +274,98 @@ class Mutation:
         record = await info.context.loaders.entity.load(target)
         assert record is not None
         return Entity.from_record(record)
+
+    @strawberry.mutation(
+        description="Take articles down (legal removals): their content is deleted at once from "
+        "every read, search and list, a tombstone (id, URLs, time, reason) remains, the change "
+        "feed reports them REMOVED, and ingesting any of their URLs is refused until an admin "
+        "restores them. One result per requested article, `ids` first, then `urls`. Needs an "
+        "admin key, or the ingest key that wrote the articles last."
+    )
+    async def delete_articles(
+        self,
+        info: Info,
+        reason: Annotated[
+            str, strawberry.argument(description="Why they are removed (kept in the tombstone).")
+        ],
+        ids: Annotated[
+            list[strawberry.ID] | None, strawberry.argument(description="Article global ids.")
+        ] = None,
+        urls: Annotated[
+            list[str] | None, strawberry.argument(description="Any URLs of the articles.")
+        ] = None,
+    ) -> list[TakedownResult]:
+        principal = current_principal(info.context.settings)
+        require(principal, Role.INGEST)
+        requested: list[str] = [*(ids or []), *(urls or [])]
+        if not requested:
+            raise BadInput("give the articles to remove as `ids` or `urls`")
+        if len(requested) > MAX_TAKEDOWNS_PER_CALL:
+            raise LimitExceeded(f"at most {MAX_TAKEDOWNS_PER_CALL} articles per call")
+        if not reason.strip() or len(reason) > MAX_REASON_LENGTH:
+            raise BadInput(f"`reason` must be 1 to {MAX_REASON_LENGTH} characters")
+        info.context.read_own_writes()
+        db = info.context.db
+        targets: list[int | str | BadInput] = []  # an article id, a URL to resolve, or why not
+        for i, value in enumerate(requested):
+            try:
+                if i < len(ids or []):
+                    targets.append(decode_typed_id(value, "Article"))
+                else:
+                    targets.append(canonicalize_url(value))
+            except BadInput as exc:
+                targets.append(exc)
+        by_url = await resolve_article_urls(db, [t for t in targets if isinstance(t, str)])
+        article_ids = [by_url.get(t) if isinstance(t, str) else t for t in targets]
+        found = [i for i in article_ids if isinstance(i, int)]
+        owner = principal.key_id if principal.is_scoped else None
+        outcomes = await remove_articles(
+            db, found, reason.strip(), removed_by=principal.key_id, owner=owner
+        )
+        results = []
+        for index, (value, target) in enumerate(zip(requested, article_ids, strict=True)):
+            path = f"ids[{index}]" if index < len(ids or []) else f"urls[{index - len(ids or [])}]"
+            if isinstance(target, BadInput):
+                error = IngestError(path=path, code=target.code, message=target.message)
+                results.append(_takedown(index, "REJECTED", errors=[error]))
+            elif target is None:
+                results.append(_takedown(index, "NOT_FOUND"))
+            elif (outcome := outcomes[target]).status == "FORBIDDEN":
+                message = (
+                    f"{value} was last written with another API key; only that key or an "
+                    "admin may remove it"
+                )
+                error = IngestError(path=path, code="FORBIDDEN", message=message)
+                results.append(_takedown(index, "REJECTED", errors=[error]))
+            else:
+                tombstone = Tombstone.from_record(outcome.tombstone) if outcome.tombstone else None
+                results.append(_takedown(index, outcome.status, tombstone))
+        return results
+
+    @strawberry.mutation(
+        description="Allow removed articles to be ingested again (given any of their URLs); "
+        "their tombstones stay, with `restoredAt` set. The content is not brought back: "
+        "ingest it again (it gets a new id). Needs an admin key."
+    )
+    async def restore_articles(
+        self,
+        info: Info,
+        urls: Annotated[list[str], strawberry.argument(description="URLs of removed articles.")],
+    ) -> list[Tombstone]:
+        require(current_principal(info.context.settings), Role.ADMIN)
+        if len(urls) > MAX_TAKEDOWNS_PER_CALL:
+            raise LimitExceeded(f"at most {MAX_TAKEDOWNS_PER_CALL} URLs per call")
+        info.context.read_own_writes()
+        restored = await restore_urls(info.context.db, [canonicalize_url(u) for u in urls])
+        return [Tombstone.from_record(record) for record in restored]
+
+
+def _takedown(
+    index: int,
+    status: str,
+    tombstone: Tombstone | None = None,
+    errors: list[IngestError] | None = None,
+) -> TakedownResult:
+    return TakedownResult(
+        index=index, status=TakedownStatus[status], tombstone=tombstone, errors=errors or []
+    )

@@ -1,73 +1,7 @@
-"""Opaque cursors and page-size checks.
-
-Cursors are base64url JSON naming the order they were issued under plus the keyset position,
-so a cursor stays valid while articles arrive and is refused (BAD_CURSOR) under another order.
-"""
+"""Cursors and page sizes for GraphQL connections (shared with REST: `service.cursors`)."""
 
 from __future__ import annotations
 
-import binascii
-from collections.abc import Sequence
-from datetime import datetime
-
-import orjson
-
-from service.errors import BadCursor, BadInput, LimitExceeded
-from service.ids import b64decode, b64encode
+from service.cursors import decode_cursor, encode_cursor, page_size
 
 __all__ = ["decode_cursor", "encode_cursor", "page_size"]
-
-
-def encode_cursor(kind: str, values: Sequence[object]) -> str:
-    def default(value: object) -> object:
-        if isinstance(value, datetime):
-            return value.isoformat()
-        raise TypeError
-
-    return b64encode(orjson.dumps({"k": kind, "v": list(values)}, default=default))
-
-
-def decode_cursor(cursor: str, kind: str, types: Sequence[type]) -> tuple[object, ...]:
-    """The keyset position in `cursor`, checked against the order `kind` and value `types`."""
-    try:
-        data = orjson.loads(b64decode(cursor))
-    except (binascii.Error, ValueError, orjson.JSONDecodeError):
-        raise BadCursor("`after` is not a cursor issued by this API") from None
-    if not isinstance(data, dict) or not isinstance(data.get("v"), list):
-        raise BadCursor("`after` is not a cursor issued by this API")
-    if data.get("k") != kind:
-        raise BadCursor(
-            f"`after` was issued for another order ({data.get('k')!r}); "
-            "restart pagination without `after` when changing the order"
-        )
-    values = data["v"]
-    if len(values) != len(types):
-        raise BadCursor("`after` is not a cursor issued by this API")
-    result: list[object] = []
-    for value, expected in zip(values, types, strict=True):
-        try:
-            if expected is datetime:
-                result.append(datetime.fromisoformat(value))
-            elif expected is float and isinstance(value, int | float):
-                result.append(float(value))
-            elif isinstance(value, expected) and not isinstance(value, bool):
-                result.append(value)
-            else:
-                raise TypeError
-        except (TypeError, ValueError):
-            raise BadCursor("`after` is not a cursor issued by this API") from None
-    return tuple(result)
-
-
-def page_size(first: int | None, default: int, maximum: int) -> int:
-    """The page size asked for, checked against 1..maximum."""
-    if first is None:
-        return default
-    if first < 1:
-        raise BadInput(f"`first` must be at least 1, got {first}", field="first")
-    if first > maximum:
-        raise LimitExceeded(
-            f"`first` must be at most {maximum}, got {first}; page through with `after`",
-            field="first",
-        )
-    return first

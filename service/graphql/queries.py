@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 import strawberry
 
-from service.db import articles, entities, sources
+from service.db import articles, changes, entities, sources
 from service.db.articles import Scope
 from service.errors import BadInput, LimitExceeded
 from service.graphql.context import Info
@@ -14,6 +15,9 @@ from service.graphql.pagination import decode_cursor, encode_cursor, page_size
 from service.graphql.types import (
     AfterArg,
     Article,
+    ArticleChange,
+    ArticleChangeConnection,
+    ArticleChangeEdge,
     ArticleConnection,
     ArticleFilterArg,
     ArticleOrder,
@@ -37,6 +41,8 @@ from service.ingest.normalize import canonicalize_url
 __all__ = ["Query"]
 
 MAX_AUTOCOMPLETE_LENGTH = 100
+# Change-feed cursors carry the change's sequence number, so they never expire.
+CHANGE_CURSOR = "change"
 
 
 def _one_of(**given: object) -> None:
@@ -210,9 +216,54 @@ class Query:
         ]
         return EntityConnection(edges=edges, page_info=_page_info(edges, len(rows) > size, after))
 
+    @strawberry.field(
+        description="The change feed: every article's latest change (created, updated, "
+        "removed) in commit order, oldest first. A mirror stores `pageInfo.endCursor` and "
+        "polls with it as `after`: it never misses a change, however late an article was "
+        "ingested or updated. Cursors never expire."
+    )
+    async def changes(
+        self,
+        info: Info,
+        since: Annotated[
+            datetime | None,
+            strawberry.argument(
+                description="Start with the changes made at or after this time (ignored "
+                "with `after`); without both, from the first change."
+            ),
+        ] = None,
+        first: FirstArg = None,
+        after: AfterArg = None,
+    ) -> ArticleChangeConnection:
+        settings = info.context.settings
+        size = page_size(first, settings.default_page_size, settings.max_page_size)
+        if since is not None and since.tzinfo is None:
+            raise BadInput("`since` needs a time-zone offset, e.g. 2024-05-01T00:00:00Z")
+        position = decode_cursor(after, CHANGE_CURSOR, (int,)) if after else None
+        rows = await changes.fetch_changes(
+            info.context.db,
+            after=position[0] if position else None,  # type: ignore[arg-type]
+            since=since,
+            limit=size + 1,
+        )
+        loaded = {r.article.id: r.article for r in rows if r.article is not None}
+        info.context.loaders.article.prime_many(loaded)
+        edges = [
+            ArticleChangeEdge(
+                cursor=encode_cursor(CHANGE_CURSOR, (r.seq,)), node=ArticleChange.from_record(r)
+            )
+            for r in rows[:size]
+        ]
+        page_info = _page_info(edges, len(rows) > size, after)
+        if not edges:
+            page_info.end_cursor = after
+        return ArticleChangeConnection(edges=edges, page_info=page_info)
+
 
 def _page_info(
-    edges: list[SourceEdge] | list[EntityEdge], more: bool, after: str | None
+    edges: list[SourceEdge] | list[EntityEdge] | list[ArticleChangeEdge],
+    more: bool,
+    after: str | None,
 ) -> PageInfo:
     return PageInfo(
         has_next_page=more,

@@ -14,7 +14,7 @@ from service.graphql.metrics import OperationMetrics, tracing_extension
 from service.graphql.mutations import Mutation
 from service.graphql.persisted import persisted_extensions
 from service.graphql.queries import Query
-from service.graphql.types import Article, Entity, Source
+from service.graphql.types import LONG_SCALAR, Article, Entity, Long, Source
 from service.observability import tracing_enabled
 
 __all__ = ["build_schema", "export_sdl"]
@@ -50,6 +50,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         extensions=extensions,  # type: ignore[arg-type]
         config=StrawberryConfig(
             auto_camel_case=True,
+            scalar_map={Long: LONG_SCALAR},
             disable_field_suggestions=settings is not None and settings.env == "production",
         ),
     )

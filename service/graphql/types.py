@@ -9,30 +9,43 @@ from __future__ import annotations
 import enum
 from dataclasses import replace
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, NewType
 
 import strawberry
 
 from service.db.articles import ArticleFilter as DbArticleFilter
 from service.db.articles import ArticleOrder as DbArticleOrder
 from service.db.articles import ArticlePageQuery, Scope
-from service.db.records import ArticleRecord, EntityRecord, SourceRecord
+from service.db.records import (
+    ArticleRecord,
+    ChangeRecord,
+    EntityRecord,
+    SourceRecord,
+    TombstoneRecord,
+)
 from service.errors import BadInput, LimitExceeded
 from service.graphql.context import Info
 from service.graphql.pagination import decode_cursor, encode_cursor, page_size
 from service.ids import decode_typed_id, encode_id
 
 __all__ = [
+    "LONG_SCALAR",
     "Article",
+    "ArticleChange",
+    "ArticleChangeConnection",
+    "ArticleChangeEdge",
     "ArticleConnection",
     "ArticleFilter",
     "ArticleOrder",
+    "ChangeKind",
     "Entity",
     "EntityConnection",
     "EntityKind",
+    "Long",
     "Node",
     "Source",
     "SourceConnection",
+    "Tombstone",
     "resolve_articles",
 ]
 
@@ -487,4 +500,92 @@ async def resolve_articles(
         ),
         count_key=(scope, parent_id, replace(query, after=None, limit=0)),
         known_total=known_total if unfiltered else None,
+    )
+
+
+# The change feed and takedowns (issue 8).
+
+# Change sequence numbers outgrow GraphQL's 32-bit Int; registered in the schema's scalar_map.
+Long = NewType("Long", int)
+LONG_SCALAR = strawberry.scalar(
+    name="Long",
+    description="A whole number up to 2^63 - 1, as a JSON number (change sequence numbers).",
+    serialize=int,
+    parse_value=int,
+)
+
+
+@strawberry.enum(description="What happened to an article in the change feed.")
+class ChangeKind(enum.Enum):
+    CREATED = strawberry.enum_value("CREATED", description="It was stored for the first time.")
+    UPDATED = strawberry.enum_value("UPDATED", description="Its stored content changed.")
+    REMOVED = strawberry.enum_value(
+        "REMOVED", description="It was taken down: its content is gone, a tombstone remains."
+    )
+
+
+@strawberry.type(description="What remains of an article that was taken down.")
+class Tombstone:
+    id: strawberry.ID = strawberry.field(description="The removed article's global id.")
+    url: str = strawberry.field(description="Its address.")
+    canonical_url: str = strawberry.field(description="Its canonical address.")
+    urls: list[str] = strawberry.field(
+        description="Every URL it was known by; ingest refuses them until an admin restores it."
+    )
+    reason: str = strawberry.field(description="Why it was removed.")
+    removed_at: datetime = strawberry.field(description="When it was removed, in UTC.")
+    restored_at: datetime | None = strawberry.field(
+        description="When an admin allowed its URLs to be ingested again (null: still refused)."
+    )
+
+    @classmethod
+    def from_record(cls, record: TombstoneRecord) -> Tombstone:
+        return cls(
+            id=strawberry.ID(encode_id("Article", record.article_id)),
+            url=record.url,
+            canonical_url=record.canonical_url,
+            urls=list(record.urls),
+            reason=record.reason,
+            removed_at=record.removed_at,
+            restored_at=record.restored_at,
+        )
+
+
+@strawberry.type(description="An article's latest change, numbered in the order of commits.")
+class ArticleChange:
+    seq: Long = strawberry.field(
+        description="The change's sequence number: larger means committed later."
+    )
+    kind: ChangeKind = strawberry.field(description="Created, updated or removed.")
+    changed_at: datetime = strawberry.field(description="When the change was committed, in UTC.")
+    article: Article | None = strawberry.field(
+        description="The article as it is now (null when removed)."
+    )
+    tombstone: Tombstone | None = strawberry.field(
+        description="What remains of it when removed (else null)."
+    )
+
+    @classmethod
+    def from_record(cls, record: ChangeRecord) -> ArticleChange:
+        return cls(
+            seq=Long(record.seq),
+            kind=ChangeKind[record.kind],
+            changed_at=record.changed_at,
+            article=Article.from_record(record.article) if record.article else None,
+            tombstone=Tombstone.from_record(record.tombstone) if record.tombstone else None,
+        )
+
+
+@strawberry.type(description="A change in the feed, with its cursor.")
+class ArticleChangeEdge:
+    cursor: str = strawberry.field(description="Pass as `after` to continue after this change.")
+    node: ArticleChange = strawberry.field(description="The change.")
+
+
+@strawberry.type(description="A page of the change feed.")
+class ArticleChangeConnection:
+    edges: list[ArticleChangeEdge] = strawberry.field(description="The changes, oldest first.")
+    page_info: PageInfo = strawberry.field(
+        description="Cursors and whether more changes exist now. When the page is empty, "
+        "`endCursor` is the `after` given, so a poller can always keep `endCursor`."
     )

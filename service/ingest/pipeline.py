@@ -24,6 +24,7 @@ import asyncpg
 
 from service.auth import Principal, domain_allowed
 from service.db.pool import Database, Writer
+from service.db.takedowns import find_removed_urls
 from service.db.writes import (
     ArticleRow,
     EntityRef,
@@ -471,7 +472,27 @@ def _not_owner(draft: _Draft) -> ItemResult:
     )
 
 
+async def _refuse_removed(w: Writer, drafts: list[_Draft]) -> tuple[list[_Draft], list[ItemResult]]:
+    """Takedowns: an item with any URL of a removed article is REJECTED (code REMOVED)."""
+    urls = [u for d in drafts for u in (d.row.canonical_url, *d.urls)]
+    removed = await find_removed_urls(w, urls)
+    if not removed:
+        return drafts, []
+    refused = []
+    for draft in drafts:
+        url = next((u for u in (draft.row.canonical_url, *draft.urls) if u in removed), None)
+        if url is not None:
+            message = f"{url} belongs to an article that was taken down; an admin must restore it"
+            error = ItemError(f"articles[{draft.index}]", "REMOVED", message)
+            refused.append(ItemResult(draft.index, "REJECTED", errors=(error,)))
+    keep = [d for d in drafts if all(u not in removed for u in (d.row.canonical_url, *d.urls))]
+    return keep, refused
+
+
 async def _write(w: Writer, drafts: list[_Draft], writer: Principal | None) -> list[ItemResult]:
+    drafts, refused = await _refuse_removed(w, drafts)  # takedowns (issue 8)
+    if not drafts:
+        return refused
     source_ids = await upsert_sources(w, sorted((d.source for d in drafts), key=lambda s: s.domain))
     # An item whose URL or canonical URL was seen before is that earlier article.
     known = await known_canonical_urls(
@@ -486,7 +507,7 @@ async def _write(w: Writer, drafts: list[_Draft], writer: Principal | None) -> l
         groups.setdefault(key, []).append(draft)
     # Repeats of one URL in a batch are applied in input order: the last copy is what is stored.
     keys = sorted(groups)
-    results: list[ItemResult] = []
+    results: list[ItemResult] = refused
     scoped_key = writer.key_id if writer is not None and writer.is_scoped else None
     if scoped_key is not None:
         # Articles another key wrote last are not this key's to change (rows locked till commit).

@@ -13,6 +13,8 @@ from typing import Any, Final
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from service.rest.reads_openapi import OPENAPI_PATHS, OPENAPI_SCHEMAS
+
 __all__ = ["DOCUMENT", "openapi"]
 
 
@@ -134,7 +136,12 @@ _ITEM_ERROR: Final[dict[str, Any]] = {
                 " `entities[0].kind`); `line` means the line as a whole."
             ),
         },
-        "code": {"type": "string", "enum": ["BAD_INPUT", "LIMIT_EXCEEDED"]},
+        "code": {
+            "type": "string",
+            "enum": ["BAD_INPUT", "LIMIT_EXCEEDED", "FORBIDDEN", "REMOVED"],
+            "description": "FORBIDDEN: not the key's source or article; REMOVED: a URL of an"
+            " article taken down (an admin must restore it).",
+        },
         "message": {"type": "string", "description": "What to fix, for a developer."},
     },
 }
@@ -214,11 +221,13 @@ DOCUMENT: Final[dict[str, Any]] = {
         "title": "Newsgraph REST API",
         "version": _version(),
         "description": (
-            "The REST part of Newsgraph: bulk NDJSON ingest and health probes. Reads are"
-            " served by GraphQL at `/graphql`."
+            "The REST part of Newsgraph: bulk NDJSON ingest, reads for partners (articles,"
+            " entities, sources, the change feed) and health probes. GraphQL at `/graphql`"
+            " serves the same data."
         ),
     },
     "paths": {
+        **OPENAPI_PATHS,
         "/v1/ingest": {
             "post": {
                 "operationId": "ingestArticles",
@@ -336,6 +345,7 @@ DOCUMENT: Final[dict[str, Any]] = {
             "IngestResult": _INGEST_RESULT,
             "ItemError": _ITEM_ERROR,
             "ErrorBody": _ERROR_BODY,
+            **OPENAPI_SCHEMAS,
         }
     },
 }
