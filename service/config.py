@@ -110,6 +110,7 @@ class Settings:
     pool_max_size: int = 10
     pool_acquire_timeout: float = 5.0
     statement_timeout_ms: int = 5000
+    write_timeout_ms: int = 60000
     statement_cache_size: int = 100
     default_page_size: int = 20
     max_page_size: int = 100
@@ -173,6 +174,7 @@ class Settings:
             pool_max_size=_int(env, "NEWSGRAPH_POOL_MAX_SIZE", 10),
             pool_acquire_timeout=_float(env, "NEWSGRAPH_POOL_ACQUIRE_TIMEOUT", 5.0),
             statement_timeout_ms=_int(env, "NEWSGRAPH_STATEMENT_TIMEOUT_MS", 5000),
+            write_timeout_ms=_int(env, "NEWSGRAPH_WRITE_TIMEOUT_MS", 60000),
             statement_cache_size=_int(env, "NEWSGRAPH_STATEMENT_CACHE_SIZE", 100, low=0),
             default_page_size=_int(env, "NEWSGRAPH_DEFAULT_PAGE_SIZE", 20),
             max_page_size=_int(env, "NEWSGRAPH_MAX_PAGE_SIZE", 100),

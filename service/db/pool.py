@@ -135,10 +135,14 @@ class Database:
         replica: asyncpg.Pool[Any] | None = None,
         *,
         acquire_timeout: float = 5.0,
+        write_timeout_ms: int | None = None,
     ) -> None:
         self._primary = primary
         self._replica = replica
         self._acquire_timeout = acquire_timeout
+        # Bulk writes (1,000 articles in one statement) may need longer than the per-statement
+        # timeout that guards reads; None: the session's own.
+        self._write_timeout_ms = write_timeout_ms
         # Requests waiting for a connection, per pool; shared with the copy primary() makes.
         self._waiting = {"primary": 0, "replica": 0}
         # A single connection (tests run inside one rolled-back transaction) serves one
@@ -149,7 +153,11 @@ class Database:
         """This database with reads on the primary too: read-your-own-writes after a write."""
         if self._replica is None:
             return self
-        database = Database(self._primary, acquire_timeout=self._acquire_timeout)
+        database = Database(
+            self._primary,
+            acquire_timeout=self._acquire_timeout,
+            write_timeout_ms=self._write_timeout_ms,
+        )
         database._waiting = self._waiting
         return database
 
@@ -194,6 +202,12 @@ class Database:
                     await _release(source, conn)
         except _UNAVAILABLE as exc:
             raise ServiceUnavailable("The database is unavailable; retry shortly.") from exc
+        except asyncpg.exceptions.QueryCanceledError as exc:
+            # statement_timeout (or an operator's cancel): the database is too busy for it now.
+            raise ServiceUnavailable(
+                "The database took too long to answer (statement timeout); retry shortly"
+                " (with smaller batches, for writes)."
+            ) from exc
         except asyncpg.exceptions.CharacterNotInRepertoireError as exc:
             # PostgreSQL text cannot hold NUL: a client's string with one is the client's error.
             raise BadInput("Text arguments must not contain NUL characters.") from exc
@@ -224,7 +238,11 @@ class Database:
     async def transaction(self) -> AsyncIterator[Writer]:
         """A transaction on the primary; statements run through the returned `Writer`."""
         async with self._connection(write=True) as conn, conn.transaction():
-            yield Writer(conn)
+            if self._write_timeout_ms is None:
+                yield Writer(conn)
+                return
+            await conn.execute(f"SET LOCAL statement_timeout = {int(self._write_timeout_ms)}")
+            yield Writer(conn, timeout=self._write_timeout_ms / 1000 + 5)
 
 
 async def _release(pool: asyncpg.Pool[Any], conn: PoolConnectionProxy[Any]) -> None:
@@ -240,20 +258,26 @@ async def _release(pool: asyncpg.Pool[Any], conn: PoolConnectionProxy[Any]) -> N
 class Writer:
     """Statements inside one write transaction (see `Database.transaction`)."""
 
-    def __init__(self, conn: asyncpg.Connection[Any] | PoolConnectionProxy[Any]) -> None:
+    def __init__(
+        self,
+        conn: asyncpg.Connection[Any] | PoolConnectionProxy[Any],
+        *,
+        timeout: float | None = None,
+    ) -> None:
         self.conn = conn
+        self.timeout = timeout  # client-side, seconds (None: the connection's command timeout)
 
     async def fetch(self, sql: str, *args: object) -> list[asyncpg.Record]:
         _note(sql)
-        return await self.conn.fetch(sql, *args)
+        return await self.conn.fetch(sql, *args, timeout=self.timeout)
 
     async def fetchval(self, sql: str, *args: object) -> Any:
         _note(sql)
-        return await self.conn.fetchval(sql, *args)
+        return await self.conn.fetchval(sql, *args, timeout=self.timeout)
 
     async def execute(self, sql: str, *args: object) -> str:
         _note(sql)
-        return await self.conn.execute(sql, *args)
+        return await self.conn.execute(sql, *args, timeout=self.timeout)
 
 
 # Session settings of every service connection (benches use them too, to plan alike).
@@ -316,7 +340,12 @@ async def open_database(settings: Settings, *, lazy: bool = False) -> AsyncItera
     try:
         if settings.database_replica_url:
             replica = await _create_pool(settings.database_replica_url, settings, "replica", lazy)
-        yield Database(primary, replica, acquire_timeout=settings.pool_acquire_timeout)
+        yield Database(
+            primary,
+            replica,
+            acquire_timeout=settings.pool_acquire_timeout,
+            write_timeout_ms=settings.write_timeout_ms,
+        )
     finally:
         for pool in (replica, primary):
             if pool is not None:
