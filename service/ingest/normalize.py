@@ -41,6 +41,12 @@ def canonicalize_url(url: str) -> str:
 
 def _canonical(text: str) -> str:
     parts = urlsplit(text)
+    if "\\" in parts.netloc:
+        # Browsers read `\` as `/`: "https://a.example\@b.example/" is a page of a.example,
+        # while urllib finds the host b.example. Refused rather than guessed.
+        raise BadInput("not a valid URL: a backslash in the host part")
+    if "@" in parts.netloc:
+        raise BadInput("URL must not contain a user name or password")
     port = parts.port
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").rstrip(".")

@@ -32,6 +32,23 @@ def test_non_http_urls_are_bad_input(url: str) -> None:
         canonicalize_url(url)
 
 
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        # urllib reads the host as evil.example; a browser opens a page of news.example.
+        ("https://news.example\\@evil.example/story", "backslash"),
+        ("https://news.example\\.evil.example/story", "backslash"),
+        ("https://user:secret@news.example/story", "user name or password"),
+        ("https://news.example@evil.example/story", "user name or password"),
+    ],
+)
+def test_urls_whose_host_is_ambiguous_or_carries_credentials_are_bad_input(
+    url: str, reason: str
+) -> None:
+    with pytest.raises(BadInput, match=reason):
+        canonicalize_url(url)
+
+
 def test_overlong_urls_are_bad_input() -> None:
     with pytest.raises(BadInput, match="longer than"):
         canonicalize_url("https://example.com/" + "a" * 3000)
