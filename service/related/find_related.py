@@ -7,6 +7,9 @@ Score of a candidate (0..1, higher is closer):
 - time: multiplied by 0.6-1.0 by closeness in time (half-life about two days) when both dates
   are real; an estimated date is "unknown", the neutral middle, never a penalty or a bonus;
 - a small bonus per shared entity (up to five) and for membership in the same story.
+Relation: DUPLICATE for copies of one text (MinHash, found at ingest), SAME_STORY for the same
+story cluster, a cosine of 0.5 or more, or two dated articles within 48 hours that share two
+salient entities (or a story-level cosine); RELATED otherwise.
 Then: excluded articles and languages are dropped, copies collapse to one per group, other
 sources come first, and no outlet follows itself while another one qualifies.
 """
@@ -21,6 +24,7 @@ from typing import Final
 
 from service.db import stories
 from service.db.pool import Database
+from service.related.clustering import STORY_SIMILARITY
 from service.related.features import cosine
 
 __all__ = ["RelatedItem", "RelatedQuery", "find_related", "rank"]
@@ -36,6 +40,7 @@ FEEDBACK_DOCS: Final = 3
 ENTITY_BONUS: Final = 0.02
 STORY_BONUS: Final = 0.05
 SAME_STORY_TEXT: Final = 0.5
+EVENT_GAP: Final = timedelta(hours=48)
 # An outlet may follow itself only when no other outlet's item scores at least this share of
 # the best remaining score.
 DIVERSITY_SHARE: Final = 0.7
@@ -67,6 +72,14 @@ def _time_factor(parent: stories.ParentSignals, c: stories.Candidate) -> float:
         return UNKNOWN_TIME
     gap = abs((c.published_at - parent.published_at).total_seconds()) / 3600
     return 0.6 + 0.4 * math.exp(-gap / TIME_SCALE_HOURS)
+
+
+def _same_event(parent: stories.ParentSignals, c: stories.Candidate, text: float) -> bool:
+    """Close in time and about the same things, though the story clusters have not met (as
+    coverage of one event in two languages, whose words differ but whose entities do not)."""
+    if not (parent.dated and c.dated) or abs(c.published_at - parent.published_at) > EVENT_GAP:
+        return False
+    return len(c.shared_entities) >= 2 or text >= STORY_SIMILARITY
 
 
 def _feedback(
@@ -108,7 +121,7 @@ def rank(
         score += ENTITY_BONUS * min(len(c.shared_entities), 5) + (STORY_BONUS if same_story else 0)
         if (c.duplicate_of or c.article_id) == parent_root:
             relation = "DUPLICATE"
-        elif same_story or text >= SAME_STORY_TEXT:
+        elif same_story or text >= SAME_STORY_TEXT or _same_event(parent, c, text):
             relation = "SAME_STORY"
         else:
             relation = "RELATED"
