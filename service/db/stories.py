@@ -236,14 +236,16 @@ CROSS JOIN LATERAL (
     FROM unnest(p.terms[1:$2]) AS q(term)
     CROSS JOIN LATERAL (
         (SELECT a.article_id FROM article_terms a
-         WHERE a.term = q.term AND a.published_at >= p.published_at
+         WHERE a.term = q.term
+           AND (a.published_at, a.article_id) > (p.published_at, p.article_id)
            AND a.published_at <= p.published_at + $3::interval
-         ORDER BY a.published_at LIMIT $4)
+         ORDER BY a.published_at, a.article_id LIMIT $4)
         UNION ALL
         (SELECT a.article_id FROM article_terms a
-         WHERE a.term = q.term AND a.published_at < p.published_at
+         WHERE a.term = q.term
+           AND (a.published_at, a.article_id) < (p.published_at, p.article_id)
            AND a.published_at >= p.published_at - $3::interval
-         ORDER BY a.published_at DESC LIMIT $4)
+         ORDER BY a.published_at DESC, a.article_id DESC LIMIT $4)
     ) t
     WHERE t.article_id <> p.article_id
 ) c
@@ -375,14 +377,16 @@ found AS (
         FROM unnest(p.terms[1:$2], p.weights[1:$2]) AS q(term, weight)
         CROSS JOIN LATERAL (
             (SELECT a.article_id FROM article_terms a
-             WHERE a.term = q.term AND a.published_at >= p.published_at
+             WHERE a.term = q.term
+               AND (a.published_at, a.article_id) > (p.published_at, p.article_id)
                AND a.published_at <= p.published_at + $3::interval
-             ORDER BY a.published_at LIMIT $4)
+             ORDER BY a.published_at, a.article_id LIMIT $4)
             UNION ALL
             (SELECT a.article_id FROM article_terms a
-             WHERE a.term = q.term AND a.published_at < p.published_at
+             WHERE a.term = q.term
+               AND (a.published_at, a.article_id) < (p.published_at, p.article_id)
                AND a.published_at >= p.published_at - $3::interval
-             ORDER BY a.published_at DESC LIMIT $4)
+             ORDER BY a.published_at DESC, a.article_id DESC LIMIT $4)
         ) t
         GROUP BY t.article_id ORDER BY hits DESC, t.article_id LIMIT $6
     ) c
@@ -412,7 +416,7 @@ found AS (
         WHERE ae.entity_id = pe.entity_id
           AND ae.published_at >= p.published_at - $3::interval
           AND ae.published_at <= p.published_at + $3::interval
-        ORDER BY ae.published_at DESC, ae.article_id DESC LIMIT $4
+        ORDER BY ae.published_at DESC, ae.article_id DESC LIMIT $7
     ) e
 )
 SELECT f.parent, s.article_id, s.source_id, s.language, s.published_at, s.dated, s.story_id,
@@ -437,11 +441,13 @@ async def fetch_candidates(
     per_list: int,
     entities: int,
     by_terms: int,
+    per_entity: int,
 ) -> list[Candidate]:
     """Related-article candidates of each parent (one statement for all of them)."""
     rows = await db.fetch(
-        SELECT_CANDIDATES, list(parents), terms, window, per_list, entities, by_terms
-    )
+        SELECT_CANDIDATES, list(parents), terms, window, per_list, entities, by_terms,
+        per_entity,
+    )  # fmt: skip
     return [Candidate(**r) for r in rows]
 
 

@@ -29,14 +29,17 @@ from service.related.features import cosine
 
 __all__ = ["RelatedItem", "RelatedQuery", "find_related", "rank"]
 
-CANDIDATE_TERMS: Final = 12
-PER_LIST: Final = 150
+CANDIDATE_TERMS: Final = 8
+PER_LIST: Final = 40
 PARENT_ENTITIES: Final = 5
-BY_TERMS: Final = 200
+PER_ENTITY: Final = 20
+BY_TERMS: Final = 80
 TIME_SCALE_HOURS: Final = 72.0
 UNKNOWN_TIME: Final = 0.75
 FEEDBACK: Final = 0.7
 FEEDBACK_DOCS: Final = 3
+# Only the best first-pass candidates are rescored with the expanded vector.
+RESCORED: Final = 60
 ENTITY_BONUS: Final = 0.02
 STORY_BONUS: Final = 0.05
 SAME_STORY_TEXT: Final = 0.5
@@ -111,8 +114,12 @@ def rank(
     vectors = [dict(zip(c.terms, c.weights, strict=True)) for c in pool]
     times = [_time_factor(parent, c) for c in pool]
     first = [cosine(vector, v) for v in vectors]
-    closest = sorted(range(len(pool)), key=lambda i: -first[i] * times[i])[:FEEDBACK_DOCS]
-    expanded = _feedback(vector, [vectors[i] for i in closest])
+    order = sorted(range(len(pool)), key=lambda i: -first[i] * times[i])[:RESCORED]
+    expanded = _feedback(vector, [vectors[i] for i in order[:FEEDBACK_DOCS]])
+    pool = [pool[i] for i in order]
+    vectors = [vectors[i] for i in order]
+    first = [first[i] for i in order]
+    times = [times[i] for i in order]
     parent_root = parent.duplicate_of or parent.article_id
     items = []
     for c, v, text, time in zip(pool, vectors, first, times, strict=True):
@@ -179,6 +186,7 @@ async def find_related(
     candidates = await stories.fetch_candidates(
         db, sorted(signals), window=timedelta(days=query.window_days),
         terms=CANDIDATE_TERMS, per_list=PER_LIST, entities=PARENT_ENTITIES, by_terms=BY_TERMS,
+        per_entity=PER_ENTITY,
     )  # fmt: skip
     by_parent: dict[int, list[stories.Candidate]] = {}
     for c in candidates:
