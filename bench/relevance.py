@@ -115,9 +115,10 @@ def scores(
     return result
 
 
-def baseline(rows: Sequence[dict[str, Any]]) -> dict[str, list[str]]:
-    """TF-IDF cosine over title + text of all rows (scikit-learn defaults)."""
-    matrix = TfidfVectorizer().fit_transform([f"{r['title']} {r.get('text') or ''}" for r in rows])
+def baseline(rows: Sequence[dict[str, Any]], **options: Any) -> dict[str, list[str]]:
+    """TF-IDF cosine over title + text of all rows (scikit-learn, defaults unless given)."""
+    texts = [f"{r['title']} {r.get('text') or ''}" for r in rows]
+    matrix = TfidfVectorizer(**options).fit_transform(texts)
     similarity = (matrix @ matrix.T).toarray()
     np.fill_diagonal(similarity, -1.0)
     ranked = {}
@@ -223,9 +224,11 @@ def main() -> None:
     ranked, figures = asyncio.run(service_ranking(args.server, rows, args))
     ours = scores(rows, ranked)
     base = scores(rows, baseline(rows))
+    # The strongest variant we found: sublinear term frequencies, English stop words.
+    tuned = scores(rows, baseline(rows, sublinear_tf=True, stop_words="english"))
     print(f"{'dataset':22} {'':9} {'P@1':>6} {'R-prec':>7} {'AP@R':>6} {'HN@5':>6}")
     for dataset in ours:
-        for name, table in (("service", ours), ("tf-idf", base)):
+        for name, table in (("service", ours), ("tf-idf", base), ("tf-idf+", tuned)):
             m = table[dataset]
             hn = f"{m['HN@5']:6.3f}" if "HN@5" in m else ""
             print(f"{dataset:22} {name:9} {m['P@1']:6.3f} {m['R-prec']:7.3f} {m['AP@R']:6.3f} {hn}")
