@@ -33,6 +33,7 @@ __all__ = [
     "fetch_stories_by_ids",
     "fetch_story_articles",
     "fetch_story_entities",
+    "fetch_story_ids",
     "fetch_story_source_counts",
     "list_stories",
     "merge_stories",
@@ -165,11 +166,17 @@ class DuplicateCandidate:
     duplicate_of: int | None
 
 
+# A band shared by thousands of copies (a wire story syndicated widely) must not make this
+# quadratic: a few members per band are enough, as every member names the group's original.
 SELECT_DUPLICATE_CANDIDATES: Final = """
 SELECT DISTINCT mine.article_id, b.article_id AS other_id, s.signature, s.published_at, s.dated,
        src.is_wire_service AS wire, s.duplicate_of
 FROM article_bands mine
-JOIN article_bands b ON b.band = mine.band AND b.article_id <> mine.article_id
+CROSS JOIN LATERAL (
+    SELECT o.article_id FROM article_bands o
+    WHERE o.band = mine.band AND o.article_id <> mine.article_id
+    ORDER BY o.article_id LIMIT $2
+) b
 JOIN article_signals s ON s.article_id = b.article_id
 JOIN sources src ON src.id = s.source_id
 WHERE mine.article_id = ANY($1::bigint[]) AND s.signature IS NOT NULL
@@ -177,10 +184,10 @@ WHERE mine.article_id = ANY($1::bigint[]) AND s.signature IS NOT NULL
 
 
 async def fetch_duplicate_candidates(
-    w: Writer, article_ids: Sequence[int]
+    w: Writer, article_ids: Sequence[int], per_band: int = 20
 ) -> list[DuplicateCandidate]:
     """Articles sharing an LSH band with any of these (signatures to verify)."""
-    rows = await w.fetch(SELECT_DUPLICATE_CANDIDATES, list(article_ids))
+    rows = await w.fetch(SELECT_DUPLICATE_CANDIDATES, list(article_ids), per_band)
     return [DuplicateCandidate(**r) for r in rows]
 
 
@@ -257,8 +264,26 @@ WHERE p.article_id = ANY($1::bigint[])
 async def fetch_cluster_candidates(
     w: Writer, article_ids: Sequence[int], terms: int, window: timedelta, per_term: int
 ) -> list[ClusterCandidate]:
-    rows = await w.fetch(SELECT_CLUSTER_CANDIDATES, list(article_ids), terms, window, per_term)
+    # Fresh postings have no statistics yet, and the planner then reads each term's whole
+    # posting range through a bitmap and sorts it (seconds per batch when many articles share
+    # terms); the ordered index scan stops after `per_term` rows whatever the statistics say.
+    await w.execute("SET LOCAL enable_bitmapscan = off")
+    try:
+        rows = await w.fetch(SELECT_CLUSTER_CANDIDATES, list(article_ids), terms, window, per_term)
+    finally:
+        await w.execute("SET LOCAL enable_bitmapscan = on")
     return [ClusterCandidate(**r) for r in rows]
+
+
+SELECT_STORY_IDS: Final = """
+SELECT article_id, story_id FROM article_signals
+WHERE article_id = ANY($1::bigint[]) AND story_id IS NOT NULL
+"""
+
+
+async def fetch_story_ids(w: Writer, article_ids: Sequence[int]) -> dict[int, int]:
+    rows = await w.fetch(SELECT_STORY_IDS, sorted(set(article_ids)))
+    return {r["article_id"]: r["story_id"] for r in rows}
 
 
 CREATE_STORIES: Final = """

@@ -27,7 +27,7 @@ STORY_SIMILARITY: Final = 0.35
 MERGE_SIMILARITY: Final = 0.6
 STORY_WINDOW: Final = timedelta(days=3)
 CLUSTER_TERMS: Final = 6
-CLUSTER_PER_TERM: Final = 25
+CLUSTER_PER_TERM: Final = 15
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,8 +152,16 @@ async def _cluster(
 ) -> None:
     if not articles:
         return
+    # A copy joins its original's story: no neighbours to look for (thousands of copies of
+    # one wire story cost one lookup).
+    copies = {a.article_id: originals[a.article_id] for a in articles if a.article_id in originals}
+    stored = await stories.fetch_story_ids(w, list(copies.values())) if copies else {}
     candidates = await stories.fetch_cluster_candidates(
-        w, [a.article_id for a in articles], CLUSTER_TERMS, STORY_WINDOW, CLUSTER_PER_TERM
+        w,
+        [a.article_id for a in articles if a.article_id not in copies],
+        CLUSTER_TERMS,
+        STORY_WINDOW,
+        CLUSTER_PER_TERM,
     )
     by_article: dict[int, list[stories.ClusterCandidate]] = {}
     for c in candidates:
@@ -171,6 +179,12 @@ async def _cluster(
     # later articles of the batch can join it.
     seeds: list[WrittenArticle] = []
     for article in sorted(articles, key=lambda a: (a.published_at, a.article_id)):
+        original = copies.get(article.article_id)
+        if original is not None:
+            story_of_original = assigned.get(original, stored.get(original))
+            if story_of_original is not None:
+                assigned[article.article_id] = story_of_original
+                continue
         vector = vectors[article.article_id]
         best: dict[int, float] = {}
         for c in by_article.get(article.article_id, []):

@@ -43,14 +43,16 @@ found AS (
         FROM unnest(p.terms[1:$2], p.weights[1:$2]) AS q(term, weight)
         CROSS JOIN LATERAL (
             (SELECT a.article_id FROM article_terms a
-             WHERE a.term = q.term AND a.published_at >= p.published_at
+             WHERE a.term = q.term
+               AND (a.published_at, a.article_id) > (p.published_at, p.article_id)
                AND a.published_at <= p.published_at + $3::interval
-             ORDER BY a.published_at LIMIT $4)
+             ORDER BY a.published_at, a.article_id LIMIT $4)
             UNION ALL
             (SELECT a.article_id FROM article_terms a
-             WHERE a.term = q.term AND a.published_at < p.published_at
+             WHERE a.term = q.term
+               AND (a.published_at, a.article_id) < (p.published_at, p.article_id)
                AND a.published_at >= p.published_at - $3::interval
-             ORDER BY a.published_at DESC LIMIT $4)
+             ORDER BY a.published_at DESC, a.article_id DESC LIMIT $4)
         ) t
         GROUP BY t.article_id ORDER BY hits DESC, t.article_id LIMIT $6
     ) c
@@ -80,7 +82,7 @@ found AS (
         WHERE ae.entity_id = pe.entity_id
           AND ae.published_at >= p.published_at - $3::interval
           AND ae.published_at <= p.published_at + $3::interval
-        ORDER BY ae.published_at DESC, ae.article_id DESC LIMIT $4
+        ORDER BY ae.published_at DESC, ae.article_id DESC LIMIT $7
     ) e
 )
 SELECT f.parent, s.article_id, s.source_id, s.language, s.published_at, s.dated, s.story_id,
