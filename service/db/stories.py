@@ -267,11 +267,10 @@ async def fetch_cluster_candidates(
     # Fresh postings have no statistics yet, and the planner then reads each term's whole
     # posting range through a bitmap and sorts it (seconds per batch when many articles share
     # terms); the ordered index scan stops after `per_term` rows whatever the statistics say.
+    # (On failure the transaction rolls back, and the setting with it.)
     await w.execute("SET LOCAL enable_bitmapscan = off")
-    try:
-        rows = await w.fetch(SELECT_CLUSTER_CANDIDATES, list(article_ids), terms, window, per_term)
-    finally:
-        await w.execute("SET LOCAL enable_bitmapscan = on")
+    rows = await w.fetch(SELECT_CLUSTER_CANDIDATES, list(article_ids), terms, window, per_term)
+    await w.execute("SET LOCAL enable_bitmapscan = on")
     return [ClusterCandidate(**r) for r in rows]
 
 
