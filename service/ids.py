@@ -13,7 +13,7 @@ from service.errors import BadInput
 
 __all__ = ["NODE_TYPES", "b64decode", "b64encode", "decode_id", "decode_typed_id", "encode_id"]
 
-NODE_TYPES: Final = ("Article", "Source", "Entity")
+NODE_TYPES: Final = ("Article", "Source", "Entity", "Story")
 
 
 def b64encode(data: bytes) -> str:

@@ -24,6 +24,7 @@ class SourceRecord:
     country: str | None
     language: str | None
     article_count: int
+    is_wire_service: bool = False
 
 
 @dataclass(frozen=True, slots=True)

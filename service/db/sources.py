@@ -11,7 +11,9 @@ from service.db.records import SourceRecord
 
 __all__ = ["fetch_source_by_domain", "fetch_sources_by_ids", "list_sources"]
 
-SOURCE_COLUMNS: Final = "s.id, s.domain, s.name, s.country, s.language, s.article_count"
+SOURCE_COLUMNS: Final = (
+    "s.id, s.domain, s.name, s.country, s.language, s.article_count, s.is_wire_service"
+)
 
 SELECT_SOURCES_BY_IDS: Final = (
     f"SELECT {SOURCE_COLUMNS} FROM sources s WHERE s.id = ANY($1::bigint[])"

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import datetime
 from typing import TypeAlias
 
 from strawberry.dataloader import DataLoader
 
-from service.db import articles, entities, search, sources
+from service.db import articles, entities, search, sources, stories
 from service.db.articles import ArticlePageQuery, Scope
 from service.db.pool import Database
 from service.db.records import (
@@ -23,13 +24,17 @@ from service.db.records import (
     SourceRecord,
 )
 from service.db.search import SearchConfigs
+from service.db.stories import ArticleRelations, StoryRecord
+from service.related.find_related import RelatedItem, RelatedQuery, find_related
 
-__all__ = ["Loaders", "PageKey", "PageRows"]
+__all__ = ["Loaders", "PageKey", "PageRows", "StoryPageKey"]
 
 MAX_BATCH = 1000
 
 PageKey: TypeAlias = tuple[Scope, int, ArticlePageQuery]
 PageRows: TypeAlias = list[tuple[ArticleRecord, float | None]]
+StoryPageKey: TypeAlias = tuple[int, tuple[datetime, int] | None, int]
+STORY_ENTITIES = 10
 
 
 class Loaders:
@@ -46,6 +51,51 @@ class Loaders:
         self.article_pages = DataLoader(self._article_pages, max_batch_size=MAX_BATCH)
         self.article_counts = DataLoader(self._article_counts, max_batch_size=MAX_BATCH)
         self.search_configs = DataLoader(self._search_configs, max_batch_size=MAX_BATCH)
+        self.related = DataLoader(self._related, max_batch_size=MAX_BATCH)
+        self.relations = DataLoader(self._relations, max_batch_size=MAX_BATCH)
+        self.story = DataLoader(self._stories, max_batch_size=MAX_BATCH)
+        self.story_articles = DataLoader(self._story_articles, max_batch_size=MAX_BATCH)
+        self.story_sources = DataLoader(self._story_sources, max_batch_size=MAX_BATCH)
+        self.story_entities = DataLoader(self._story_entities, max_batch_size=MAX_BATCH)
+
+    async def _related(self, keys: Sequence[tuple[int, RelatedQuery]]) -> list[list[RelatedItem]]:
+        groups: dict[RelatedQuery, list[int]] = defaultdict(list)
+        for article_id, query in keys:
+            groups[query].append(article_id)
+        found: dict[tuple[int, RelatedQuery], list[RelatedItem]] = {}
+        for query, ids in groups.items():
+            for article_id, items in (await find_related(self.db, ids, query)).items():
+                found[(article_id, query)] = items
+        return [found.get(key, []) for key in keys]
+
+    async def _relations(self, ids: Sequence[int]) -> list[ArticleRelations | None]:
+        found = await stories.fetch_duplicates(self.db, ids)
+        return [found.get(i) for i in ids]
+
+    async def _stories(self, ids: Sequence[int]) -> list[StoryRecord | None]:
+        found = await stories.fetch_stories_by_ids(self.db, ids)
+        return [found.get(i) for i in ids]
+
+    async def _story_articles(
+        self, keys: Sequence[StoryPageKey]
+    ) -> list[list[tuple[int, datetime]]]:
+        groups: dict[tuple[tuple[datetime, int] | None, int], list[int]] = defaultdict(list)
+        for story_id, after, limit in keys:
+            groups[(after, limit)].append(story_id)
+        found: dict[StoryPageKey, list[tuple[int, datetime]]] = {}
+        for (after, limit), ids in groups.items():
+            pages = await stories.fetch_story_articles(self.db, ids, after, limit)
+            for story_id in ids:
+                found[(story_id, after, limit)] = pages.get(story_id, [])
+        return [found[key] for key in keys]
+
+    async def _story_sources(self, ids: Sequence[int]) -> list[int]:
+        found = await stories.fetch_story_source_counts(self.db, ids)
+        return [found.get(i, 0) for i in ids]
+
+    async def _story_entities(self, ids: Sequence[int]) -> list[list[int]]:
+        found = await stories.fetch_story_entities(self.db, ids, STORY_ENTITIES)
+        return [found.get(i, []) for i in ids]
 
     async def _search_configs(self, keys: Sequence[tuple[str, ...]]) -> list[SearchConfigs]:
         present = await search.fetch_languages(self.db)

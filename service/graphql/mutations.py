@@ -13,10 +13,11 @@ from typing import Annotated, Any
 import strawberry
 
 from service.auth import Role, current_principal, require
+from service.db import stories
 from service.db.takedowns import remove_articles, resolve_article_urls, restore_urls
 from service.errors import BadInput, LimitExceeded
 from service.graphql.context import Info
-from service.graphql.types import Article, Entity, EntityKind, Tombstone
+from service.graphql.types import Article, Entity, EntityKind, Source, Tombstone
 from service.ids import decode_typed_id
 from service.ingest.normalize import canonicalize_url
 from service.ingest.pipeline import (
@@ -358,6 +359,47 @@ class Mutation:
         info.context.read_own_writes()
         restored = await restore_urls(info.context.db, [canonicalize_url(u) for u in urls])
         return [Tombstone.from_record(record) for record in restored]
+
+    @strawberry.mutation(
+        description="Keep an article out of related-story lists (or let it back in). Returns "
+        "the article, null when unknown. Needs an admin key."
+    )
+    async def set_exclude_from_related(
+        self,
+        info: Info,
+        article: Annotated[strawberry.ID, strawberry.argument(description="The article.")],
+        exclude: Annotated[
+            bool, strawberry.argument(description="True: never list it as related.")
+        ] = True,
+    ) -> Article | None:
+        require(current_principal(info.context.settings), Role.ADMIN)
+        article_id = decode_typed_id(article, "Article")
+        info.context.read_own_writes()
+        if not await stories.set_exclude_from_related(info.context.db, article_id, exclude):
+            return None
+        record = await info.context.loaders.article.load(article_id)
+        return Article.from_record(record) if record else None
+
+    @strawberry.mutation(
+        description="Mark a source as a wire service (news agency) or not: a wire service's "
+        "copy of a syndicated text is its original. Returns the source, null when unknown. "
+        "Needs an admin key."
+    )
+    async def set_source_wire_service(
+        self,
+        info: Info,
+        source: Annotated[strawberry.ID, strawberry.argument(description="The source.")],
+        is_wire_service: Annotated[
+            bool, strawberry.argument(description="Whether it is a wire service.")
+        ] = True,
+    ) -> Source | None:
+        require(current_principal(info.context.settings), Role.ADMIN)
+        source_id = decode_typed_id(source, "Source")
+        info.context.read_own_writes()
+        if not await stories.set_wire_service(info.context.db, source_id, is_wire_service):
+            return None
+        record = await info.context.loaders.source.load(source_id)
+        return Source.from_record(record) if record else None
 
 
 def _takedown(

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import strawberry
 
-from service.db import articles, changes, entities, sources
+from service.db import articles, changes, entities, sources, stories
 from service.db.articles import Scope
 from service.errors import BadInput, LimitExceeded
 from service.graphql.context import Info
@@ -33,6 +33,10 @@ from service.graphql.types import (
     Source,
     SourceConnection,
     SourceEdge,
+    Story,
+    StoryConnection,
+    StoryEdge,
+    StoryFilter,
     resolve_articles,
 )
 from service.ids import decode_id, decode_typed_id
@@ -75,6 +79,9 @@ class Query:
         if type_name == "Source":
             source = await loaders.source.load(key)
             return Source.from_record(source) if source else None
+        if type_name == "Story":
+            story = await loaders.story.load(key)
+            return Story.from_record(story) if story else None
         entity = await loaders.entity.load(key)
         return Entity.from_record(entity) if entity else None
 
@@ -259,9 +266,45 @@ class Query:
             page_info.end_cursor = after
         return ArticleChangeConnection(edges=edges, page_info=page_info)
 
+    @strawberry.field(
+        description="Stories (clusters of coverage of one event), latest activity first: an "
+        "aggregator's front page."
+    )
+    async def stories(
+        self,
+        info: Info,
+        filter: Annotated[
+            StoryFilter | None, strawberry.argument(description="Conditions the stories meet.")
+        ] = None,
+        first: FirstArg = None,
+        after: AfterArg = None,
+    ) -> StoryConnection:
+        settings = info.context.settings
+        size = page_size(first, settings.default_page_size, settings.max_page_size)
+        position = decode_cursor(after, "latest", (datetime, int)) if after else None
+        since = filter.published_after if filter else None
+        if since is not None and since.tzinfo is None:
+            raise BadInput("`filter.publishedAfter` needs a time-zone offset")
+        minimum = filter.min_articles if filter and filter.min_articles is not None else 1
+        records = await stories.list_stories(
+            info.context.db,
+            after=position,  # type: ignore[arg-type]
+            limit=size + 1,
+            published_after=since,
+            min_articles=minimum,
+        )
+        edges = [
+            StoryEdge(
+                cursor=encode_cursor("latest", (r.last_published_at, r.id)),
+                node=Story.from_record(r),
+            )
+            for r in records[:size]
+        ]
+        return StoryConnection(edges=edges, page_info=_page_info(edges, len(records) > size, after))
+
 
 def _page_info(
-    edges: list[SourceEdge] | list[EntityEdge] | list[ArticleChangeEdge],
+    edges: list[SourceEdge] | list[EntityEdge] | list[ArticleChangeEdge] | list[StoryEdge],
     more: bool,
     after: str | None,
 ) -> PageInfo:

@@ -23,10 +23,12 @@ from service.db.records import (
     SourceRecord,
     TombstoneRecord,
 )
+from service.db.stories import StoryRecord
 from service.errors import BadInput, LimitExceeded
 from service.graphql.context import Info
 from service.graphql.pagination import decode_cursor, encode_cursor, page_size
 from service.ids import decode_typed_id, encode_id
+from service.related.find_related import RelatedItem, RelatedQuery
 
 __all__ = [
     "LONG_SCALAR",
@@ -43,14 +45,20 @@ __all__ = [
     "EntityKind",
     "Long",
     "Node",
+    "RelatedStory",
     "Source",
     "SourceConnection",
+    "Story",
+    "StoryConnection",
     "Tombstone",
     "resolve_articles",
 ]
 
 MAX_FILTER_VALUES = 100
 MAX_SEARCH_LENGTH = 500
+MAX_RELATED = 50
+MAX_WINDOW_DAYS = 36500
+MAX_DUPLICATES = 100
 
 
 @strawberry.enum(description="What kind of thing an entity is.")
@@ -226,6 +234,252 @@ class Article(Node):
             for link in links
         ]
 
+    @strawberry.field(
+        description="Coverage of the same story or subject, other sources first, each with the "
+        "reasons it is related. Copies of one text count once unless `includeDuplicates`."
+    )
+    async def related_stories(
+        self,
+        info: Info,
+        first: Annotated[
+            int, strawberry.argument(description=f"How many, from 1 to {MAX_RELATED}.")
+        ] = 5,
+        window_days: Annotated[
+            int,
+            strawberry.argument(
+                description="Only articles published within this many days before or after "
+                f"this one (0 to {MAX_WINDOW_DAYS})."
+            ),
+        ] = 30,
+        include_same_source: Annotated[
+            bool,
+            strawberry.argument(description="Also list this article's own source (after others)."),
+        ] = False,
+        include_duplicates: Annotated[
+            bool,
+            strawberry.argument(description="List every copy of a text, not one per group."),
+        ] = False,
+        exclude: Annotated[
+            list[strawberry.ID] | None,
+            strawberry.argument(description="Articles never to list (e.g. already on the page)."),
+        ] = None,
+        languages: Annotated[
+            list[str] | None,
+            strawberry.argument(description="Only articles in any of these languages."),
+        ] = None,
+    ) -> list[RelatedStory]:
+        query = related_query(
+            first, window_days, include_same_source, include_duplicates, exclude, languages
+        )
+        items = await info.context.loaders.related.load((self.record.id, query))
+        records = await info.context.loaders.article.load_many([i.article_id for i in items])
+        return [
+            RelatedStory(
+                article=Article.from_record(record),
+                score=item.score,
+                reasons=RelatedReasons.from_item(item),
+            )
+            for item, record in zip(items, records, strict=True)
+            if record is not None
+        ]
+
+    @strawberry.field(description="The story (cluster of coverage of one event) it belongs to.")
+    async def story(self, info: Info) -> Story | None:
+        relations = await info.context.loaders.relations.load(self.record.id)
+        if relations is None or relations.story_id is None:
+            return None
+        record = await info.context.loaders.story.load(relations.story_id)
+        return Story.from_record(record) if record else None
+
+    @strawberry.field(
+        description="The original when this article is a near-identical copy of another "
+        "(a wire story republished): the wire service's copy, else the earliest published."
+    )
+    async def duplicate_of(self, info: Info) -> Article | None:
+        relations = await info.context.loaders.relations.load(self.record.id)
+        if relations is None or relations.duplicate_of is None:
+            return None
+        record = await info.context.loaders.article.load(relations.duplicate_of)
+        return Article.from_record(record) if record else None
+
+    @strawberry.field(
+        description=f"Near-identical copies of this article when it is their original "
+        f"(earliest first, at most {MAX_DUPLICATES})."
+    )
+    async def duplicates(self, info: Info) -> list[Article]:
+        relations = await info.context.loaders.relations.load(self.record.id)
+        if relations is None:
+            return []
+        records = await info.context.loaders.article.load_many(relations.copies)
+        return [Article.from_record(r) for r in records if r is not None]
+
+    @strawberry.field(description="True when editors keep it out of related-story lists.")
+    async def exclude_from_related(self, info: Info) -> bool:
+        relations = await info.context.loaders.relations.load(self.record.id)
+        return relations is not None and relations.exclude_from_related
+
+
+def related_query(
+    first: int,
+    window_days: int,
+    include_same_source: bool,
+    include_duplicates: bool,
+    exclude: list[strawberry.ID] | None,
+    languages: list[str] | None,
+) -> RelatedQuery:
+    """The checked arguments of `relatedStories` (hashable, so equal ones batch together)."""
+    size = page_size(first, 5, MAX_RELATED)
+    if window_days < 0:
+        raise BadInput(f"`windowDays` must be 0 or more, got {window_days}", field="windowDays")
+    if window_days > MAX_WINDOW_DAYS:
+        raise LimitExceeded(
+            f"`windowDays` must be at most {MAX_WINDOW_DAYS}, got {window_days}",
+            field="windowDays",
+        )
+    if exclude is not None and len(exclude) > MAX_FILTER_VALUES:
+        raise LimitExceeded(f"`exclude` takes at most {MAX_FILTER_VALUES} ids")
+    return RelatedQuery(
+        first=size,
+        window_days=window_days,
+        include_same_source=include_same_source,
+        include_duplicates=include_duplicates,
+        exclude=tuple(sorted({decode_typed_id(v, "Article") for v in exclude or ()})),
+        languages=_strings(languages, "languages"),
+    )
+
+
+@strawberry.enum(description="How a related article relates to the article it is listed under.")
+class RelatedRelation(enum.Enum):
+    SAME_STORY = strawberry.enum_value(
+        "SAME_STORY", description="Coverage of the same event (the same story cluster)."
+    )
+    DUPLICATE = strawberry.enum_value(
+        "DUPLICATE", description="The same text, e.g. a wire story republished."
+    )
+    RELATED = strawberry.enum_value(
+        "RELATED", description="The same subject, another event or angle."
+    )
+
+
+@strawberry.type(description="Why an article is listed as related.")
+class RelatedReasons:
+    text_similarity: float = strawberry.field(
+        description="TF-IDF cosine similarity of the two texts, from 0 to 1."
+    )
+    time_gap_hours: float | None = strawberry.field(
+        description="Hours from this article to the related one: negative when the related one "
+        "came earlier, positive for follow-ups; null when either date is only estimated."
+    )
+    relation: RelatedRelation = strawberry.field(description="What kind of relation it is.")
+    entity_ids: strawberry.Private[tuple[int, ...]]
+
+    @classmethod
+    def from_item(cls, item: RelatedItem) -> RelatedReasons:
+        return cls(
+            text_similarity=item.text_similarity,
+            time_gap_hours=item.time_gap_hours,
+            relation=RelatedRelation[item.relation],
+            entity_ids=item.shared_entities,
+        )
+
+    @strawberry.field(description="Entities among the most salient of both articles.")
+    async def shared_entities(self, info: Info) -> list[Entity]:
+        records = await info.context.loaders.entity.load_many(list(self.entity_ids))
+        return [Entity.from_record(r) for r in records if r is not None]
+
+
+@strawberry.type(description="An article related to another, with how close and why.")
+class RelatedStory:
+    article: Article = strawberry.field(description="The related article.")
+    score: float = strawberry.field(description="How closely related, from 0 to 1.")
+    reasons: RelatedReasons = strawberry.field(description="Why it is listed.")
+
+
+@strawberry.type(
+    description="A story: the articles covering one event, clustered as they arrive. The id "
+    "of a story merged into another keeps resolving to the merged story."
+)
+class Story(Node):
+    title: str = strawberry.field(description="The headline of its first article.")
+    article_count: int = strawberry.field(description="How many articles it has.")
+    first_published_at: datetime = strawberry.field(description="Its earliest article's date.")
+    last_published_at: datetime = strawberry.field(description="Its latest article's date.")
+    record: strawberry.Private[StoryRecord]
+
+    @classmethod
+    def from_record(cls, record: StoryRecord) -> Story:
+        return cls(
+            id=strawberry.ID(encode_id("Story", record.id)),
+            title=record.title,
+            article_count=record.article_count,
+            first_published_at=record.first_published_at,
+            last_published_at=record.last_published_at,
+            record=record,
+        )
+
+    @strawberry.field(description="Its articles, newest first.")
+    async def articles(
+        self, info: Info, first: FirstArg = None, after: AfterArg = None
+    ) -> ArticleConnection:
+        settings = info.context.settings
+        size = page_size(first, settings.default_page_size, settings.max_page_size)
+        position = decode_cursor(after, "newest", (datetime, int)) if after else None
+        rows = await info.context.loaders.story_articles.load(
+            (self.record.id, position, size + 1)  # type: ignore[arg-type]
+        )
+        records = await info.context.loaders.article.load_many([i for i, _ in rows[:size]])
+        edges = [
+            ArticleEdge(
+                cursor=encode_cursor("newest", (published_at, article_id)),
+                node=Article.from_record(record),
+            )
+            for (article_id, published_at), record in zip(rows[:size], records, strict=True)
+            if record is not None
+        ]
+        return ArticleConnection(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=len(rows) > size,
+                has_previous_page=after is not None,
+                start_cursor=edges[0].cursor if edges else None,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+            count_key=(Scope.ALL, 0, ArticlePageQuery(limit=0)),
+            known_total=self.record.article_count,
+        )
+
+    @strawberry.field(description="How many sources cover it.")
+    async def source_count(self, info: Info) -> int:
+        return await info.context.loaders.story_sources.load(self.record.id)
+
+    @strawberry.field(description="The entities it is most about (up to 10), most salient first.")
+    async def entities(self, info: Info) -> list[Entity]:
+        ids = await info.context.loaders.story_entities.load(self.record.id)
+        records = await info.context.loaders.entity.load_many(ids)
+        return [Entity.from_record(r) for r in records if r is not None]
+
+
+@strawberry.type(description="A story in a list, with its cursor.")
+class StoryEdge:
+    cursor: str = strawberry.field(description="Pass as `after` to continue after this story.")
+    node: Story = strawberry.field(description="The story.")
+
+
+@strawberry.type(description="A page of stories.")
+class StoryConnection:
+    edges: list[StoryEdge] = strawberry.field(description="The stories on this page.")
+    page_info: PageInfo = strawberry.field(description="Cursors and whether more pages exist.")
+
+
+@strawberry.input(description="Narrows the story list.")
+class StoryFilter:
+    published_after: datetime | None = strawberry.field(
+        default=None, description="Only stories with an article at or after this time."
+    )
+    min_articles: int | None = strawberry.field(
+        default=None, description="Only stories with at least this many articles (default 1)."
+    )
+
 
 @strawberry.type(description="An entity as it appears in one article.")
 class ArticleEntity:
@@ -248,6 +502,9 @@ class Source(Node):
     domain: str = strawberry.field(description="Its web domain, e.g. bbc.co.uk.")
     country: str | None = strawberry.field(description="ISO 3166-1 alpha-2 country code.")
     language: str | None = strawberry.field(description="Its main language, when known.")
+    is_wire_service: bool = strawberry.field(
+        description="A news agency: its copy of a syndicated story counts as the original."
+    )
     record: strawberry.Private[SourceRecord]
 
     @classmethod
@@ -258,6 +515,7 @@ class Source(Node):
             domain=record.domain,
             country=record.country,
             language=record.language,
+            is_wire_service=record.is_wire_service,
             record=record,
         )
 

@@ -48,6 +48,7 @@ from service.ingest.linking import Linker, Mention
 from service.ingest.normalize import canonicalize_url, content_hash, parse_published_at, slugify
 from service.ingest.text import BODY_MAX, SUMMARY_MAX, TITLE_MAX, plain_text
 from service.metrics import count_ingest
+from service.related.clustering import WrittenArticle, index_articles
 
 __all__ = [
     "ENTITY_KINDS",
@@ -526,6 +527,7 @@ async def _write(w: Writer, drafts: list[_Draft], writer: Principal | None) -> l
     )
     changed = [(groups[k][-1], outcomes[k]) for k in keys if outcomes[k].status != "UNCHANGED"]
     await _link(w, changed)
+    await _index_related(w, changed)
     for key in keys:
         results.extend(_group_results(groups[key], outcomes[key]))
     return results
@@ -564,6 +566,28 @@ async def _link(w: Writer, changed: list[tuple[_Draft, UpsertOutcome]]) -> None:
     replaced = sorted(o.id for _, o in changed if o.status != "CREATED")
     published = {o.id: o.published_at for _, o in changed if o.published_at is not None}
     await replace_links(w, ordered, published, replaced=replaced)
+
+
+async def _index_related(w: Writer, changed: list[tuple[_Draft, UpsertOutcome]]) -> None:
+    """Related-stories hook (service/related): text signals, wire copies and story clusters
+    of the batch's new and changed articles, in the batch's transaction."""
+    await index_articles(
+        w,
+        [
+            WrittenArticle(
+                article_id=outcome.id,
+                created=outcome.status == "CREATED",
+                source_id=draft.row.source_id,
+                language=draft.row.language,
+                title=draft.row.title,
+                summary=draft.row.summary,
+                body=draft.row.body,
+                published_at=draft.row.published_at,
+                estimated=draft.row.published_at_estimated,
+            )
+            for draft, outcome in changed
+        ],
+    )
 
 
 async def load_catalogue(db: Database, entities: Sequence[Mapping[str, object]]) -> list[int]:

@@ -45,6 +45,7 @@ from service.errors import BadInput, LimitExceeded, NewsgraphError
 from service.ids import decode_id, decode_typed_id
 from service.ingest.normalize import canonicalize_url, parse_published_at
 from service.ingest.pipeline import ENTITY_KINDS
+from service.related.find_related import RelatedQuery, find_related
 from service.rest.shapes import (
     articles_json,
     connection,
@@ -61,7 +62,6 @@ __all__ = [
     "change_feed",
     "entity_list",
     "related",
-    "related_articles",
     "source_list",
 ]
 
@@ -74,6 +74,9 @@ CHANGES_MAX_AGE: Final = 0
 MAX_FILTER_VALUES: Final = 100
 MAX_SEARCH_LENGTH: Final = 100
 RELATED_DEFAULT: Final = 10
+RELATED_WINDOW_DAYS: Final = 30
+MAX_RELATED: Final = 50  # as Article.relatedStories
+MAX_WINDOW_DAYS: Final = 36500
 CHANGE_CURSOR: Final = "change"  # the same kind as Query.changes' cursors
 
 
@@ -336,25 +339,55 @@ async def article_list(request: Request) -> Response:
 # The one call site of related articles. Issue 8 ships this stand-in (recent articles sharing
 # the article's most salient entities, through the existing entity-feed query) until
 # `service/related/` (relatedStories) lands; then point `related_articles` at it.
-async def related_articles(db: Database, article: ArticleRecord, limit: int) -> list[ArticleRecord]:
-    """Articles related to `article`, best first (stand-in: shared salient entities, newest)."""
-    links = (await entities.fetch_article_entities(db, [article.id])).get(article.id, [])
-    top = tuple(sorted(link.entity_id for link in links[:3]))
-    if not top:
-        return []
-    query = ArticlePageQuery(filter=ArticleFilter(entity_ids=top), limit=limit + 1)
-    rows = (await fetch_article_pages(db, query, Scope.ALL)).get(0, [])
-    return [record for record, _ in rows if record.id != article.id][:limit]
+def _window_days(request: Request) -> int:
+    text = _one(request, "windowDays")
+    if text is None:
+        return RELATED_WINDOW_DAYS
+    try:
+        value = int(text)
+    except ValueError:
+        raise BadInput(f"`windowDays` must be a whole number, got {text!r}") from None
+    if not 0 <= value <= MAX_WINDOW_DAYS:
+        raise BadInput(f"`windowDays` must be from 0 to {MAX_WINDOW_DAYS}, got {value}")
+    return value
 
 
 @_endpoint
 async def related(request: Request) -> Response:
-    """`GET /v1/articles/{id}/related?limit=`: related articles (not paged)."""
+    """`GET /v1/articles/{id}/related?limit=&windowDays=`: as `Article.relatedStories`."""
     record = await _article_by_path(request)
-    size = _limit(request, RELATED_DEFAULT)
+    text = _one(request, "limit")
+    try:
+        first = int(text) if text is not None else RELATED_DEFAULT
+    except ValueError:
+        raise BadInput(f"`limit` must be a whole number, got {text!r}") from None
+    if not 1 <= first <= MAX_RELATED:
+        raise LimitExceeded(f"`limit` must be from 1 to {MAX_RELATED}, got {first}")
     db: Database = request.state.db
-    items = await articles_json(db, await related_articles(db, record, size))
-    return _json_response(request, {"articles": items}, ARTICLE_MAX_AGE)
+    query = RelatedQuery(first=first, window_days=_window_days(request))
+    items = (await find_related(db, [record.id], query)).get(record.id, [])
+    found = await fetch_articles_by_ids(db, [item.article_id for item in items])
+    shown = [item for item in items if item.article_id in found]
+    named = await entities.fetch_entities_by_ids(
+        db, sorted({e for item in shown for e in item.shared_entities})
+    )
+    bodies = await articles_json(db, [found[item.article_id] for item in shown])
+    payload = [
+        {
+            "article": body,
+            "score": item.score,
+            "reasons": {
+                "sharedEntities": [
+                    entity_json(named[e]) for e in item.shared_entities if e in named
+                ],
+                "textSimilarity": item.text_similarity,
+                "timeGapHours": item.time_gap_hours,
+                "relation": item.relation,
+            },
+        }
+        for item, body in zip(shown, bodies, strict=True)
+    ]
+    return _json_response(request, {"relatedStories": payload}, ARTICLE_MAX_AGE)
 
 
 @_endpoint

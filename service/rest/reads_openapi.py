@@ -101,8 +101,16 @@ OPENAPI_PATHS: Final[dict[str, Any]] = {
     "/v1/articles/{id}/related": _get(
         "relatedArticles",
         "Articles related to one article",
-        [_ID_PARAM, _param("limit", "How many, 1–100 (default 10).", type="integer")],
-        _ok("RelatedArticles", "Related articles, best first."),
+        [
+            _ID_PARAM,
+            _param("limit", "How many, 1–50 (default 10).", type="integer"),
+            _param(
+                "windowDays",
+                "Candidates published within this many days either side (default 30).",
+                type="integer",
+            ),
+        ],
+        _ok("RelatedArticles", "Related stories, best first, as `Article.relatedStories`."),
         **{"404": _NOT_FOUND, "410": _GONE},
     ),
     "/v1/entities": _get(
@@ -245,8 +253,34 @@ OPENAPI_SCHEMAS: Final[dict[str, Any]] = {
     "ChangePage": _page("Change"),
     "RelatedArticles": {
         "type": "object",
+        "required": ["relatedStories"],
         "properties": {
-            "articles": {"type": "array", "items": {"$ref": "#/components/schemas/Article"}}
+            "relatedStories": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["article", "score", "reasons"],
+                    "properties": {
+                        "article": {"$ref": "#/components/schemas/Article"},
+                        "score": {"type": "number"},
+                        "reasons": {
+                            "type": "object",
+                            "properties": {
+                                "sharedEntities": {
+                                    "type": "array",
+                                    "items": {"$ref": "#/components/schemas/Entity"},
+                                },
+                                "textSimilarity": {"type": "number"},
+                                "timeGapHours": {"type": ["number", "null"]},
+                                "relation": {
+                                    "type": "string",
+                                    "enum": ["SAME_STORY", "DUPLICATE", "RELATED"],
+                                },
+                            },
+                        },
+                    },
+                },
+            }
         },
     },
     "ReadError": {

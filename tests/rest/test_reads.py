@@ -133,10 +133,20 @@ async def test_entities_sources_and_related(client: httpx.AsyncClient) -> None:
     names = [e["node"]["name"] for e in sources["edges"] + more["edges"]]
     assert names == sorted(names)
     listed = await _first_article(client)
-    related = (await client.get(f"/v1/articles/{listed['id']}/related")).json()["articles"]
-    assert listed["id"] not in {a["id"] for a in related}
-    mine = {link["entity"]["id"] for link in listed["entities"]}
-    assert all(mine & {link["entity"]["id"] for link in a["entities"]} for a in related)
+    path = f"/v1/articles/{listed['id']}/related"
+    related = (await client.get(path, params={"windowDays": 3650})).json()["relatedStories"]
+    assert related, "the demo article has related coverage"
+    assert listed["id"] not in {r["article"]["id"] for r in related}
+    assert {r["reasons"]["relation"] for r in related} <= {"SAME_STORY", "DUPLICATE", "RELATED"}
+    # The same list, in the same order, as GraphQL's relatedStories.
+    query = """query($id: ID!) { node(id: $id) { ... on Article {
+        relatedStories(first: 10, windowDays: 3650) { article { id } score } } } }"""
+    answer = await client.post("/graphql", json={"query": query, "variables": {"id": listed["id"]}})
+    via_graphql = answer.json()["data"]["node"]["relatedStories"]
+    assert [r["article"]["id"] for r in related] == [r["article"]["id"] for r in via_graphql]
+    for bad in ({"limit": 0}, {"limit": 51}, {"windowDays": -1}, {"windowDays": "x"}):
+        refused = await client.get(path, params=bad)
+        assert refused.status_code == 400, bad
 
 
 async def test_answers_are_cacheable(client: httpx.AsyncClient) -> None:

@@ -39,4 +39,4 @@ SELECT parent.id AS parent_id, page.* FROM unnest($1::bigint[]) AS parent(id) CR
     a.image_width, a.image_height, a.published_at, a.published_at_estimated, a.updated_at,
     a.ingested_at FROM article_entities l JOIN articles a ON a.id = l.article_id WHERE l.entity_id = parent.id ORDER BY l.published_at DESC, l.article_id DESC LIMIT $2) page
 ;
-SELECT s.id, s.domain, s.name, s.country, s.language, s.article_count FROM sources s WHERE s.id = ANY($1::bigint[])
+SELECT s.id, s.domain, s.name, s.country, s.language, s.article_count, s.is_wire_service FROM sources s WHERE s.id = ANY($1::bigint[])

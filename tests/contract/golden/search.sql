@@ -14,7 +14,7 @@ JOIN entities e ON e.id = m.id
 ORDER BY m.bucket DESC, e.article_count DESC, e.id DESC
 LIMIT $3
 ;
-SELECT s.id, s.domain, s.name, s.country, s.language, s.article_count FROM sources s WHERE s.id = ANY($1::bigint[])
+SELECT s.id, s.domain, s.name, s.country, s.language, s.article_count, s.is_wire_service FROM sources s WHERE s.id = ANY($1::bigint[])
 ;
 WITH RECURSIVE present(language) AS (
     (SELECT language FROM articles ORDER BY language LIMIT 1)

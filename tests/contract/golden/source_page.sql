@@ -14,4 +14,4 @@ SELECT parent.id AS parent_id, page.* FROM unnest($1::bigint[]) AS parent(id) CR
     a.image_width, a.image_height, a.published_at, a.published_at_estimated, a.updated_at,
     a.ingested_at FROM articles a WHERE a.source_id = parent.id AND true ORDER BY a.published_at DESC, a.id DESC LIMIT $2) page
 ;
-SELECT s.id, s.domain, s.name, s.country, s.language, s.article_count FROM sources s WHERE s.domain = $1
+SELECT s.id, s.domain, s.name, s.country, s.language, s.article_count, s.is_wire_service FROM sources s WHERE s.domain = $1

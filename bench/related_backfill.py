@@ -1,0 +1,79 @@
+"""Compute related-stories signals (vectors, MinHash bands, stories) for stored articles.
+
+Articles ingested before migration 0005 have none; this runs the ingest hook
+(`service.related.clustering.index_articles`) over them in batches, newest first, and prints
+the cost per article. On the 1M bench database:
+
+    python bench/related_backfill.py --dsn postgresql://postgres@127.0.0.1:5432/newsgraph_bench_i4 \
+        --limit 200000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+
+from service.config import Settings
+from service.db.pool import open_database
+from service.related.clustering import WrittenArticle, index_articles
+
+SELECT = """
+SELECT a.id, a.source_id, a.language, a.title, a.summary, a.body, a.published_at,
+       a.published_at_estimated
+FROM articles a
+WHERE NOT EXISTS (SELECT 1 FROM article_signals s WHERE s.article_id = a.id)
+ORDER BY a.published_at DESC, a.id DESC
+LIMIT $1
+"""
+
+
+async def backfill(dsn: str, limit: int, batch: int) -> None:
+    settings = Settings.from_environ({"DATABASE_URL": dsn, "NEWSGRAPH_DATA_DIR": "/nonexistent"})
+    async with open_database(settings) as db:
+        rows = await db.fetch(SELECT, limit)
+        start = time.perf_counter()
+        # Oldest first, as they would have arrived.
+        rows.reverse()
+        for offset in range(0, len(rows), batch):
+            chunk = rows[offset : offset + batch]
+            async with db.transaction() as w:
+                await index_articles(
+                    w,
+                    [
+                        WrittenArticle(
+                            article_id=r["id"],
+                            created=True,
+                            source_id=r["source_id"],
+                            language=r["language"],
+                            title=r["title"],
+                            summary=r["summary"],
+                            body=r["body"],
+                            published_at=r["published_at"],
+                            estimated=r["published_at_estimated"],
+                        )
+                        for r in chunk
+                    ],
+                )
+            if offset // batch % 20 == 0:
+                done = offset + len(chunk)
+                spent = time.perf_counter() - start
+                print(f"{done:,} articles, {spent / done * 1e6:.0f} µs/article", flush=True)
+        spent = time.perf_counter() - start
+        print(
+            f"done: {len(rows):,} articles in {spent:.0f} s, "
+            f"{spent / max(len(rows), 1) * 1e6:.0f} µs/article"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dsn", required=True)
+    parser.add_argument("--limit", type=int, default=10**9)
+    parser.add_argument("--batch", type=int, default=500)
+    args = parser.parse_args()
+    asyncio.run(backfill(args.dsn, args.limit, args.batch))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""Server-side latency of relatedStories and of the article page with and without it.
+
+Runs in process (the GraphQL schema over a real pool, no HTTP), one request at a time, on
+articles that have related-stories signals (see bench/related_backfill.py):
+
+    python bench/related_latency.py --dsn postgresql://postgres@127.0.0.1:5432/newsgraph_bench_i4
+
+Prints p50/p90/p99 in ms for `relatedStories(first: 10)` alone, and for the ArticlePage
+operation (schema/operations/article_page.graphql) with and without its relatedStories block.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import re
+import time
+from pathlib import Path
+from typing import Final
+
+from service.config import Settings
+from service.db.pool import open_database
+from service.graphql.context import make_context
+from service.graphql.schema import build_schema
+from service.ids import encode_id
+
+PAGE: Final = Path(__file__).resolve().parents[1] / "schema" / "operations" / "article_page.graphql"
+RELATED: Final = """
+query($id: ID!) { article(id: $id) { relatedStories(first: 10) {
+  score article { id title source { name } } reasons { relation textSimilarity timeGapHours }
+} } }"""
+
+
+def _percentiles(values: list[float]) -> str:
+    values = sorted(values)
+    at = [values[min(int(len(values) * q), len(values) - 1)] for q in (0.5, 0.9, 0.99)]
+    return " ".join(f"{v:6.1f}" for v in at)
+
+
+async def run(dsn: str, requests: int, seed: int) -> None:
+    settings = Settings.from_environ({"DATABASE_URL": dsn, "NEWSGRAPH_DATA_DIR": "/nonexistent"})
+    page = PAGE.read_text()
+    without = re.sub(r"\n    relatedStories\(first: 5\) \{.*?\n    \}", "", page, flags=re.S)
+    assert without != page
+    operations = {"relatedStories(first: 10)": RELATED, "article page": page,
+                  "article page without related": without}  # fmt: skip
+    schema = build_schema(settings)
+    async with open_database(settings) as db:
+        ids = [r["article_id"] for r in await db.fetch(
+            "SELECT article_id FROM article_signals TABLESAMPLE SYSTEM (5) LIMIT 20000"
+        )]  # fmt: skip
+        rng = random.Random(seed)
+        picks = [rng.choice(ids) for _ in range(requests)]
+        print(f"{len(ids):,} articles sampled; {requests} requests per operation (ms)")
+        print(f"{'operation':32} {'p50':>6} {'p90':>6} {'p99':>6}")
+        for name, text in operations.items():
+            for warm in picks[:10]:
+                await schema.execute(text, variable_values={"id": encode_id("Article", warm)},
+                                     context_value=make_context(settings, db))  # fmt: skip
+            spent = []
+            for article_id in picks:
+                start = time.perf_counter()
+                result = await schema.execute(
+                    text, variable_values={"id": encode_id("Article", article_id)},
+                    context_value=make_context(settings, db),
+                )  # fmt: skip
+                spent.append((time.perf_counter() - start) * 1000)
+                assert result.errors is None, result.errors
+            print(f"{name:32} {_percentiles(spent)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dsn", required=True)
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    asyncio.run(run(args.dsn, args.requests, args.seed))
+
+
+if __name__ == "__main__":
+    main()

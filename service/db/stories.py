@@ -1,0 +1,622 @@
+"""SQL of related stories: text signals, story clusters, wire copies (writes and reads).
+
+Writes run inside the ingest transaction (`Writer`), a fixed number of statements per batch;
+reads take many parents at once (one statement with a LATERAL per parent), so a list of
+articles asking for their related stories costs the same statements as one article.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Final
+
+from service.db.pool import Database, Writer
+
+__all__ = [
+    "ArticleRelations",
+    "Candidate",
+    "ClusterCandidate",
+    "DuplicateCandidate",
+    "ParentSignals",
+    "SignalRow",
+    "StoryRecord",
+    "assign_stories",
+    "bump_term_stats",
+    "create_stories",
+    "fetch_candidates",
+    "fetch_cluster_candidates",
+    "fetch_duplicate_candidates",
+    "fetch_duplicates",
+    "fetch_signals",
+    "fetch_stories_by_ids",
+    "fetch_story_articles",
+    "fetch_story_entities",
+    "fetch_story_ids",
+    "fetch_story_source_counts",
+    "list_stories",
+    "merge_stories",
+    "set_duplicate_of",
+    "set_exclude_from_related",
+    "set_wire_service",
+    "wire_sources",
+    "write_signals",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class SignalRow:
+    article_id: int
+    source_id: int
+    language: str
+    published_at: datetime
+    dated: bool
+    terms: list[int]  # heaviest first
+    weights: list[float]
+    signature: bytes | None
+    postings: list[int]  # the terms indexed in article_terms
+    bands: list[int]
+
+
+@dataclass(frozen=True, slots=True)
+class StoryRecord:
+    id: int
+    title: str
+    article_count: int
+    first_published_at: datetime
+    last_published_at: datetime
+
+
+BUMP_TERM_STATS: Final = """
+INSERT INTO term_stats AS t (term, df)
+SELECT term, df FROM unnest($1::int[], $2::int[]) AS x(term, df) ORDER BY term
+ON CONFLICT (term) DO UPDATE SET df = t.df + EXCLUDED.df
+RETURNING term, df
+"""
+
+BUMP_DOCUMENTS: Final = (
+    "UPDATE related_stats SET documents = documents + $1 WHERE id RETURNING documents"
+)
+
+
+async def bump_term_stats(
+    w: Writer, increments: dict[int, int], new_documents: int
+) -> tuple[dict[int, int], int]:
+    """Add document frequencies (terms in key order: concurrent batches cannot deadlock)."""
+    terms = sorted(increments)
+    rows = await w.fetch(BUMP_TERM_STATS, terms, [increments[t] for t in terms])
+    documents = await w.fetchval(BUMP_DOCUMENTS, new_documents)
+    return {r["term"]: r["df"] for r in rows}, int(documents)
+
+
+# The vectors travel as text ('{1,2,3}') because unnest cannot take arrays of arrays of
+# different lengths.
+UPSERT_SIGNALS: Final = """
+INSERT INTO article_signals AS s
+    (article_id, source_id, language, published_at, dated, terms, weights, signature)
+SELECT x.article_id, x.source_id, x.language, x.published_at, x.dated, x.terms::int[],
+       x.weights::real[], x.signature
+FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::timestamptz[], $5::bool[],
+            $6::text[], $7::text[], $8::bytea[])
+    AS x(article_id, source_id, language, published_at, dated, terms, weights, signature)
+ORDER BY x.article_id
+ON CONFLICT (article_id) DO UPDATE SET
+    source_id = EXCLUDED.source_id, language = EXCLUDED.language,
+    published_at = EXCLUDED.published_at, dated = EXCLUDED.dated, terms = EXCLUDED.terms,
+    weights = EXCLUDED.weights, signature = EXCLUDED.signature
+RETURNING s.article_id, s.story_id
+"""
+
+DELETE_POSTINGS: Final = "DELETE FROM article_terms WHERE article_id = ANY($1::bigint[])"
+INSERT_POSTINGS: Final = """
+INSERT INTO article_terms (term, published_at, article_id)
+SELECT * FROM unnest($1::int[], $2::timestamptz[], $3::bigint[])
+ON CONFLICT DO NOTHING
+"""
+DELETE_BANDS: Final = "DELETE FROM article_bands WHERE article_id = ANY($1::bigint[])"
+INSERT_BANDS: Final = """
+INSERT INTO article_bands (band, article_id)
+SELECT * FROM unnest($1::bigint[], $2::bigint[])
+ON CONFLICT DO NOTHING
+"""
+
+
+def _pg_array(values: Sequence[float] | Sequence[int]) -> str:
+    return "{" + ",".join(repr(v) if isinstance(v, float) else str(v) for v in values) + "}"
+
+
+async def write_signals(w: Writer, rows: Sequence[SignalRow]) -> set[int]:
+    """Store each article's vector, signature, postings and band keys (replacing old ones).
+
+    Returns the ids of the articles that have no story yet.
+    """
+    rows = sorted(rows, key=lambda r: r.article_id)
+    ids = [r.article_id for r in rows]
+    stored = await w.fetch(
+        UPSERT_SIGNALS,
+        ids,
+        [r.source_id for r in rows],
+        [r.language for r in rows],
+        [r.published_at for r in rows],
+        [r.dated for r in rows],
+        [_pg_array(r.terms) for r in rows],
+        [_pg_array([float(x) for x in r.weights]) for r in rows],
+        [r.signature for r in rows],
+    )
+    await w.execute(DELETE_POSTINGS, ids)
+    postings = [(t, r.published_at, r.article_id) for r in rows for t in sorted(set(r.postings))]
+    if postings:
+        await w.execute(INSERT_POSTINGS, *(list(c) for c in zip(*postings, strict=True)))
+    await w.execute(DELETE_BANDS, ids)
+    bands = sorted({(b, r.article_id) for r in rows for b in r.bands})
+    if bands:
+        await w.execute(INSERT_BANDS, *(list(c) for c in zip(*bands, strict=True)))
+    return {r["article_id"] for r in stored if r["story_id"] is None}
+
+
+@dataclass(frozen=True, slots=True)
+class DuplicateCandidate:
+    article_id: int
+    other_id: int
+    signature: bytes
+    published_at: datetime
+    dated: bool
+    wire: bool
+    duplicate_of: int | None
+
+
+# A band shared by thousands of copies (a wire story syndicated widely) must not make this
+# quadratic: a few members per band are enough, as every member names the group's original.
+SELECT_DUPLICATE_CANDIDATES: Final = """
+SELECT DISTINCT mine.article_id, b.article_id AS other_id, s.signature, s.published_at, s.dated,
+       src.is_wire_service AS wire, s.duplicate_of
+FROM article_bands mine
+CROSS JOIN LATERAL (
+    SELECT o.article_id FROM article_bands o
+    WHERE o.band = mine.band AND o.article_id <> mine.article_id
+    ORDER BY o.article_id LIMIT $2
+) b
+JOIN article_signals s ON s.article_id = b.article_id
+JOIN sources src ON src.id = s.source_id
+WHERE mine.article_id = ANY($1::bigint[]) AND s.signature IS NOT NULL
+"""
+
+
+async def fetch_duplicate_candidates(
+    w: Writer, article_ids: Sequence[int], per_band: int = 20
+) -> list[DuplicateCandidate]:
+    """Articles sharing an LSH band with any of these (signatures to verify)."""
+    rows = await w.fetch(SELECT_DUPLICATE_CANDIDATES, list(article_ids), per_band)
+    return [DuplicateCandidate(**r) for r in rows]
+
+
+SET_DUPLICATE_OF: Final = """
+UPDATE article_signals s SET duplicate_of = NULLIF(x.original, s.article_id)
+FROM unnest($1::bigint[], $2::bigint[]) AS x(article_id, original)
+WHERE s.article_id = x.article_id
+"""
+# When a new copy becomes the original of a group, the group's members follow it.
+REPOINT_DUPLICATES: Final = """
+UPDATE article_signals s SET duplicate_of = NULLIF(x.original, s.article_id)
+FROM unnest($1::bigint[], $2::bigint[]) AS x(old, original)
+WHERE s.duplicate_of = x.old
+"""
+SELECT_WIRE_SOURCES: Final = (
+    "SELECT id FROM sources WHERE id = ANY($1::bigint[]) AND is_wire_service"
+)
+
+
+async def set_duplicate_of(w: Writer, originals: dict[int, int], repoint: dict[int, int]) -> None:
+    """Point copies at their original (article → original); `repoint`: old original → new."""
+    if repoint:
+        old = sorted(repoint)
+        await w.execute(REPOINT_DUPLICATES, old, [repoint[o] for o in old])
+    if originals:
+        ids = sorted(originals)
+        await w.execute(SET_DUPLICATE_OF, ids, [originals[i] for i in ids])
+
+
+async def wire_sources(w: Writer, source_ids: Sequence[int]) -> set[int]:
+    return {r["id"] for r in await w.fetch(SELECT_WIRE_SOURCES, sorted(set(source_ids)))}
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterCandidate:
+    article_id: int
+    other_id: int
+    story_id: int | None
+    published_at: datetime
+    dated: bool
+    terms: list[int]
+    weights: list[float]
+
+
+# The story of a new article comes from its nearest neighbours in time that share its most
+# telling terms: a few bounded index scans per article, whatever the size of the archive.
+SELECT_CLUSTER_CANDIDATES: Final = """
+SELECT p.article_id, c.article_id AS other_id, s.story_id, s.published_at, s.dated,
+       s.terms, s.weights
+FROM article_signals p
+CROSS JOIN LATERAL (
+    SELECT DISTINCT t.article_id
+    FROM unnest(p.terms[1:$2]) AS q(term)
+    CROSS JOIN LATERAL (
+        (SELECT a.article_id FROM article_terms a
+         WHERE a.term = q.term
+           AND (a.published_at, a.article_id) > (p.published_at, p.article_id)
+           AND a.published_at <= p.published_at + $3::interval
+         ORDER BY a.published_at, a.article_id LIMIT $4)
+        UNION ALL
+        (SELECT a.article_id FROM article_terms a
+         WHERE a.term = q.term
+           AND (a.published_at, a.article_id) < (p.published_at, p.article_id)
+           AND a.published_at >= p.published_at - $3::interval
+         ORDER BY a.published_at DESC, a.article_id DESC LIMIT $4)
+    ) t
+    WHERE t.article_id <> p.article_id
+) c
+JOIN article_signals s ON s.article_id = c.article_id
+WHERE p.article_id = ANY($1::bigint[])
+"""
+
+
+async def fetch_cluster_candidates(
+    w: Writer, article_ids: Sequence[int], terms: int, window: timedelta, per_term: int
+) -> list[ClusterCandidate]:
+    # Fresh postings have no statistics yet, and the planner then reads each term's whole
+    # posting range through a bitmap and sorts it (seconds per batch when many articles share
+    # terms); the ordered index scan stops after `per_term` rows whatever the statistics say.
+    # (On failure the transaction rolls back, and the setting with it.)
+    await w.execute("SET LOCAL enable_bitmapscan = off")
+    rows = await w.fetch(SELECT_CLUSTER_CANDIDATES, list(article_ids), terms, window, per_term)
+    await w.execute("SET LOCAL enable_bitmapscan = on")
+    return [ClusterCandidate(**r) for r in rows]
+
+
+SELECT_STORY_IDS: Final = """
+SELECT article_id, story_id FROM article_signals
+WHERE article_id = ANY($1::bigint[]) AND story_id IS NOT NULL
+"""
+
+
+async def fetch_story_ids(w: Writer, article_ids: Sequence[int]) -> dict[int, int]:
+    rows = await w.fetch(SELECT_STORY_IDS, sorted(set(article_ids)))
+    return {r["article_id"]: r["story_id"] for r in rows}
+
+
+CREATE_STORIES: Final = """
+INSERT INTO stories (title, first_published_at, last_published_at)
+SELECT * FROM unnest($1::text[], $2::timestamptz[], $2::timestamptz[])
+RETURNING id
+"""
+
+
+async def create_stories(w: Writer, seeds: Sequence[tuple[str, datetime]]) -> list[int]:
+    """New stories titled after their first article; ids in input order."""
+    if not seeds:
+        return []
+    rows = await w.fetch(CREATE_STORIES, [s[0] for s in seeds], [s[1] for s in seeds])
+    return [r["id"] for r in rows]
+
+
+ASSIGN_STORIES: Final = """
+UPDATE article_signals s SET story_id = x.story_id
+FROM unnest($1::bigint[], $2::bigint[]) AS x(article_id, story_id)
+WHERE s.article_id = x.article_id
+"""
+# Counts and date ranges of the touched stories, recomputed from their members.
+REFRESH_STORIES: Final = """
+UPDATE stories st SET article_count = agg.n, first_published_at = agg.first,
+       last_published_at = agg.last, updated_at = now()
+FROM (SELECT story_id, count(*) AS n, min(published_at) AS first, max(published_at) AS last
+      FROM article_signals WHERE story_id = ANY($1::bigint[]) GROUP BY story_id) agg
+WHERE st.id = agg.story_id
+"""
+
+
+async def assign_stories(w: Writer, assignments: dict[int, int]) -> None:
+    ids = sorted(assignments)
+    await w.execute(ASSIGN_STORIES, ids, [assignments[i] for i in ids])
+    await w.execute(REFRESH_STORIES, sorted(set(assignments.values())))
+
+
+MERGE_STORY_MEMBERS: Final = (
+    "UPDATE article_signals SET story_id = $1 WHERE story_id = ANY($2::bigint[])"
+)
+MERGE_STORY_ROWS: Final = """
+UPDATE stories SET merged_into = $1, article_count = 0, updated_at = now()
+WHERE id = ANY($2::bigint[]) OR merged_into = ANY($2::bigint[])
+"""
+
+
+async def merge_stories(w: Writer, into: int, others: Sequence[int]) -> None:
+    """Move the members of `others` to `into`; the old ids then resolve to `into`."""
+    merged = sorted(set(others) - {into})
+    if not merged:
+        return
+    await w.execute(MERGE_STORY_MEMBERS, into, merged)
+    await w.execute(MERGE_STORY_ROWS, into, merged)
+    await w.execute(REFRESH_STORIES, [into])
+
+
+# ---- reads -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A possible related article of `parent`, with what scoring needs."""
+
+    parent: int
+    article_id: int
+    source_id: int
+    language: str
+    published_at: datetime
+    dated: bool
+    story_id: int | None
+    duplicate_of: int | None
+    terms: list[int]
+    weights: list[float]
+    shared_entities: list[int]
+
+
+@dataclass(frozen=True, slots=True)
+class ParentSignals:
+    article_id: int
+    source_id: int
+    published_at: datetime
+    dated: bool
+    story_id: int | None
+    duplicate_of: int | None
+    terms: list[int]
+    weights: list[float]
+
+
+SELECT_SIGNALS: Final = """
+SELECT article_id, source_id, published_at, dated, story_id, duplicate_of, terms, weights
+FROM article_signals WHERE article_id = ANY($1::bigint[])
+"""
+
+
+async def fetch_signals(db: Database, ids: Sequence[int]) -> dict[int, ParentSignals]:
+    rows = await db.fetch(SELECT_SIGNALS, list(ids))
+    return {r["article_id"]: ParentSignals(**r) for r in rows}
+
+
+# Candidates from four indexes, each bounded: postings of the parent's heaviest terms nearest
+# in time (both sides), members of its story, copies in its duplicate group, and articles
+# sharing its most salient entities. Excluded articles never come back.
+SELECT_CANDIDATES: Final = """
+WITH parents AS (
+    SELECT s.*, coalesce(s.duplicate_of, s.article_id) AS dup_root,
+           ARRAY(SELECT ae.entity_id FROM article_entities ae WHERE ae.article_id = s.article_id
+                 ORDER BY ae.salience DESC, ae.entity_id LIMIT $5) AS entity_ids
+    FROM article_signals s WHERE s.article_id = ANY($1::bigint[])
+),
+found AS (
+    SELECT p.article_id AS parent, c.article_id
+    FROM parents p
+    CROSS JOIN LATERAL (
+        SELECT t.article_id, sum(q.weight) AS hits
+        FROM unnest(p.terms[1:$2], p.weights[1:$2]) AS q(term, weight)
+        CROSS JOIN LATERAL (
+            (SELECT a.article_id FROM article_terms a
+             WHERE a.term = q.term
+               AND (a.published_at, a.article_id) > (p.published_at, p.article_id)
+               AND a.published_at <= p.published_at + $3::interval
+             ORDER BY a.published_at, a.article_id LIMIT $4)
+            UNION ALL
+            (SELECT a.article_id FROM article_terms a
+             WHERE a.term = q.term
+               AND (a.published_at, a.article_id) < (p.published_at, p.article_id)
+               AND a.published_at >= p.published_at - $3::interval
+             ORDER BY a.published_at DESC, a.article_id DESC LIMIT $4)
+        ) t
+        GROUP BY t.article_id ORDER BY hits DESC, t.article_id LIMIT $6
+    ) c
+    UNION
+    SELECT p.article_id, m.article_id
+    FROM parents p
+    CROSS JOIN LATERAL (
+        SELECT m.article_id FROM article_signals m
+        WHERE m.story_id = p.story_id
+          AND m.published_at >= p.published_at - $3::interval
+          AND m.published_at <= p.published_at + $3::interval
+        ORDER BY m.published_at DESC, m.article_id DESC LIMIT $4
+    ) m
+    UNION
+    SELECT p.article_id, d.article_id
+    FROM parents p
+    CROSS JOIN LATERAL (
+        SELECT d.article_id FROM article_signals d
+        WHERE d.duplicate_of = p.dup_root OR d.article_id = p.dup_root LIMIT $4
+    ) d
+    UNION
+    SELECT p.article_id, e.article_id
+    FROM parents p
+    CROSS JOIN LATERAL unnest(p.entity_ids) AS pe(entity_id)
+    CROSS JOIN LATERAL (
+        SELECT ae.article_id FROM article_entities ae
+        WHERE ae.entity_id = pe.entity_id
+          AND ae.published_at >= p.published_at - $3::interval
+          AND ae.published_at <= p.published_at + $3::interval
+        ORDER BY ae.published_at DESC, ae.article_id DESC LIMIT $7
+    ) e
+)
+SELECT f.parent, s.article_id, s.source_id, s.language, s.published_at, s.dated, s.story_id,
+       s.duplicate_of, s.terms, s.weights,
+       ARRAY(SELECT ae.entity_id FROM article_entities ae
+             WHERE ae.article_id = s.article_id AND ae.entity_id = ANY(p.entity_ids)
+             ORDER BY ae.entity_id) AS shared_entities
+FROM found f
+JOIN parents p ON p.article_id = f.parent
+JOIN article_signals s ON s.article_id = f.article_id
+WHERE s.article_id <> f.parent AND NOT s.exclude_from_related
+  AND s.published_at BETWEEN p.published_at - $3::interval AND p.published_at + $3::interval
+"""
+
+
+async def fetch_candidates(
+    db: Database,
+    parents: Sequence[int],
+    *,
+    window: timedelta,
+    terms: int,
+    per_list: int,
+    entities: int,
+    by_terms: int,
+    per_entity: int,
+) -> list[Candidate]:
+    """Related-article candidates of each parent (one statement for all of them)."""
+    rows = await db.fetch(
+        SELECT_CANDIDATES, list(parents), terms, window, per_list, entities, by_terms,
+        per_entity,
+    )  # fmt: skip
+    return [Candidate(**r) for r in rows]
+
+
+STORY_COLUMNS: Final = (
+    "st.id, st.title, st.article_count, st.first_published_at, st.last_published_at"
+)
+# A merged id resolves to the story it was merged into (chains are kept one hop long).
+SELECT_STORIES_BY_IDS: Final = f"""
+SELECT x.id AS asked, {STORY_COLUMNS}
+FROM unnest($1::bigint[]) AS x(id)
+JOIN stories old ON old.id = x.id
+JOIN stories st ON st.id = coalesce(old.merged_into, old.id)
+"""
+
+
+async def fetch_stories_by_ids(db: Database, ids: Sequence[int]) -> dict[int, StoryRecord]:
+    rows = await db.fetch(SELECT_STORIES_BY_IDS, list(ids))
+    return {r["asked"]: StoryRecord(**{k: v for k, v in r.items() if k != "asked"}) for r in rows}
+
+
+SELECT_STORY_ARTICLES: Final = """
+SELECT x.story_id, m.article_id, m.published_at
+FROM unnest($1::bigint[]) AS x(story_id)
+CROSS JOIN LATERAL (
+    SELECT s.article_id, s.published_at FROM article_signals s
+    WHERE s.story_id = x.story_id
+      AND ($2::timestamptz IS NULL OR (s.published_at, s.article_id) < ($2, $3::bigint))
+    ORDER BY s.published_at DESC, s.article_id DESC LIMIT $4
+) m
+"""
+
+
+async def fetch_story_articles(
+    db: Database, story_ids: Sequence[int], after: tuple[datetime, int] | None, limit: int
+) -> dict[int, list[tuple[int, datetime]]]:
+    """Each story's articles, newest first (keyset on published_at, id)."""
+    rows = await db.fetch(
+        SELECT_STORY_ARTICLES, list(story_ids), after[0] if after else None,
+        after[1] if after else None, limit,
+    )  # fmt: skip
+    found: dict[int, list[tuple[int, datetime]]] = {}
+    for r in rows:
+        found.setdefault(r["story_id"], []).append((r["article_id"], r["published_at"]))
+    return found
+
+
+SELECT_STORY_SOURCE_COUNTS: Final = """
+SELECT story_id, count(DISTINCT source_id) AS n FROM article_signals
+WHERE story_id = ANY($1::bigint[]) GROUP BY story_id
+"""
+
+
+async def fetch_story_source_counts(db: Database, story_ids: Sequence[int]) -> dict[int, int]:
+    rows = await db.fetch(SELECT_STORY_SOURCE_COUNTS, list(story_ids))
+    return {r["story_id"]: r["n"] for r in rows}
+
+
+# The entities most of a story's (latest 200) articles mention, by summed salience.
+SELECT_STORY_ENTITIES: Final = """
+SELECT x.story_id, e.entity_id
+FROM unnest($1::bigint[]) AS x(story_id)
+CROSS JOIN LATERAL (
+    SELECT ae.entity_id, sum(ae.salience) AS weight
+    FROM (SELECT s.article_id FROM article_signals s WHERE s.story_id = x.story_id
+          ORDER BY s.published_at DESC LIMIT 200) m
+    JOIN article_entities ae ON ae.article_id = m.article_id
+    GROUP BY ae.entity_id ORDER BY weight DESC, ae.entity_id LIMIT $2
+) e
+"""
+
+
+async def fetch_story_entities(
+    db: Database, story_ids: Sequence[int], limit: int
+) -> dict[int, list[int]]:
+    rows = await db.fetch(SELECT_STORY_ENTITIES, list(story_ids), limit)
+    found: dict[int, list[int]] = {}
+    for r in rows:
+        found.setdefault(r["story_id"], []).append(r["entity_id"])
+    return found
+
+
+async def list_stories(
+    db: Database,
+    *,
+    after: tuple[datetime, int] | None,
+    limit: int,
+    published_after: datetime | None = None,
+    min_articles: int = 1,
+) -> list[StoryRecord]:
+    """Live stories, most recently updated first (keyset on last_published_at, id)."""
+    params: list[object] = []
+
+    def p(value: object) -> str:
+        params.append(value)
+        return f"${len(params)}"
+
+    where = ["st.merged_into IS NULL", f"st.article_count >= {p(min_articles)}"]
+    if after is not None:
+        where.append(f"(st.last_published_at, st.id) < ({p(after[0])}, {p(after[1])})")
+    if published_after is not None:
+        where.append(f"st.last_published_at >= {p(published_after)}")
+    sql = (
+        f"SELECT {STORY_COLUMNS} FROM stories st WHERE {' AND '.join(where)} "
+        f"ORDER BY st.last_published_at DESC, st.id DESC LIMIT {p(limit)}"
+    )
+    return [StoryRecord(**r) for r in await db.fetch(sql, *params)]
+
+
+SELECT_DUPLICATES: Final = """
+SELECT s.article_id, s.story_id, s.duplicate_of, s.exclude_from_related,
+       ARRAY(SELECT d.article_id FROM article_signals d WHERE d.duplicate_of = s.article_id
+             ORDER BY d.published_at, d.article_id LIMIT 100) AS copies
+FROM article_signals s WHERE s.article_id = ANY($1::bigint[])
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleRelations:
+    article_id: int
+    story_id: int | None
+    duplicate_of: int | None
+    exclude_from_related: bool
+    copies: list[int]
+
+
+async def fetch_duplicates(db: Database, ids: Sequence[int]) -> dict[int, ArticleRelations]:
+    """Each article's story, original and copies (at most 100), and its editorial flag."""
+    rows = await db.fetch(SELECT_DUPLICATES, list(ids))
+    return {r["article_id"]: ArticleRelations(**r) for r in rows}
+
+
+SET_EXCLUDE: Final = """
+UPDATE article_signals SET exclude_from_related = $2 WHERE article_id = $1 RETURNING article_id
+"""
+
+
+async def set_exclude_from_related(db: Database, article_id: int, exclude: bool) -> bool:
+    """False when the article is unknown (or has no signals yet)."""
+    async with db.transaction() as w:
+        return await w.fetchval(SET_EXCLUDE, article_id, exclude) is not None
+
+
+SET_WIRE: Final = "UPDATE sources SET is_wire_service = $2 WHERE id = $1 RETURNING id"
+
+
+async def set_wire_service(db: Database, source_id: int, wire: bool) -> bool:
+    async with db.transaction() as w:
+        return await w.fetchval(SET_WIRE, source_id, wire) is not None

@@ -1,0 +1,226 @@
+"""Ingest-time work of related stories: signals, wire copies and incremental story clusters.
+
+`index_articles` runs inside the ingest transaction, after the batch's articles and entity
+links are written, so the signals commit (or roll back) with the articles. Its cost is a
+fixed number of statements per batch plus the text features (a thread, off the event loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Final
+
+from service.db import stories
+from service.db.pool import Writer
+from service.related import features as F
+
+__all__ = ["STORY_SIMILARITY", "WrittenArticle", "index_articles"]
+
+POSTING_TERMS: Final = 12
+# A new article joins the story of its most similar recent neighbour when the TF-IDF cosine
+# reaches STORY_SIMILARITY; a second story that close as well is merged into the first.
+STORY_SIMILARITY: Final = 0.35
+MERGE_SIMILARITY: Final = 0.6
+STORY_WINDOW: Final = timedelta(days=3)
+CLUSTER_TERMS: Final = 6
+CLUSTER_PER_TERM: Final = 15
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenArticle:
+    article_id: int
+    created: bool
+    source_id: int
+    language: str
+    title: str
+    summary: str | None
+    body: str | None
+    published_at: datetime
+    estimated: bool
+
+
+def _features(articles: Sequence[WrittenArticle]) -> list[F.TextFeatures]:
+    return [F.text_features(a.title, a.summary, a.body) for a in articles]
+
+
+async def index_articles(w: Writer, articles: Sequence[WrittenArticle]) -> None:
+    """Compute and store the signals of these (new or changed) articles, then find their
+    originals (wire copies) and stories."""
+    if not articles:
+        return
+    features = await asyncio.to_thread(_features, articles)
+    increments: Counter[int] = Counter()
+    for article, feature in zip(articles, features, strict=True):
+        increments.update(dict.fromkeys(feature.counts, 1 if article.created else 0))
+    df, documents = await stories.bump_term_stats(
+        w, dict(increments), sum(a.created for a in articles)
+    )
+    vectors = [F.vector(f.counts, df, documents) for f in features]
+    rows = [
+        stories.SignalRow(
+            article_id=a.article_id,
+            source_id=a.source_id,
+            language=a.language,
+            published_at=a.published_at,
+            dated=not a.estimated,
+            terms=list(v),
+            weights=list(v.values()),
+            signature=f.signature or None,
+            postings=list(v)[:POSTING_TERMS],
+            bands=list(f.bands),
+        )
+        for a, f, v in zip(articles, features, vectors, strict=True)
+    ]
+    storyless = await stories.write_signals(w, rows)
+    by_id = {a.article_id: a for a in articles}
+    originals = await _find_originals(
+        w, articles, {a.article_id: f for a, f in zip(articles, features, strict=True)}
+    )
+    vector_of = {a.article_id: v for a, v in zip(articles, vectors, strict=True)}
+    await _cluster(w, [by_id[i] for i in sorted(storyless)], vector_of, originals)
+
+
+def _original_key(
+    wire: bool, dated: bool, published_at: datetime, article_id: int
+) -> tuple[bool, bool, datetime, int]:
+    # The wire service's copy first, then the earliest real date; estimated dates come last.
+    return (not wire, not dated, published_at, article_id)
+
+
+async def _find_originals(
+    w: Writer, articles: Sequence[WrittenArticle], features: dict[int, F.TextFeatures]
+) -> dict[int, int]:
+    """Mark near-identical copies; returns article → its original for this batch's copies."""
+    with_bands = [a for a in articles if features[a.article_id].bands]
+    if not with_bands:
+        return {}
+    candidates = await stories.fetch_duplicate_candidates(w, [a.article_id for a in with_bands])
+    wire = await stories.wire_sources(w, [a.source_id for a in with_bands])
+    by_article: dict[int, list[stories.DuplicateCandidate]] = {}
+    for c in candidates:
+        by_article.setdefault(c.article_id, []).append(c)
+    root: dict[int, int] = {}  # what this batch decided, ahead of the stored duplicate_of
+    originals: dict[int, int] = {}
+    repoint: dict[int, int] = {}
+    ordered = sorted(
+        with_bands,
+        key=lambda a: _original_key(
+            a.source_id in wire, not a.estimated, a.published_at, a.article_id
+        ),
+    )
+    for article in ordered:
+        signature = features[article.article_id].signature
+        copies = [
+            c for c in by_article.get(article.article_id, [])
+            if F.jaccard(signature, c.signature) >= F.DUPLICATE_THRESHOLD
+        ]  # fmt: skip
+        if not copies:
+            continue
+        mine = _original_key(
+            article.source_id in wire,
+            not article.estimated,
+            article.published_at,
+            article.article_id,
+        )
+        best = min(copies, key=lambda c: _original_key(c.wire, c.dated, c.published_at, c.other_id))
+        if _original_key(best.wire, best.dated, best.published_at, best.other_id) < mine:
+            target = root.get(best.other_id, best.duplicate_of or best.other_id)
+            originals[article.article_id] = target
+            root[article.article_id] = target
+        else:
+            # This copy is the original of the group now: the others follow it.
+            for c in copies:
+                old = root.get(c.other_id, c.duplicate_of or c.other_id)
+                if old != article.article_id:
+                    repoint[old] = article.article_id
+                    originals[old] = article.article_id
+                    root[old] = article.article_id
+            root[article.article_id] = article.article_id
+    await stories.set_duplicate_of(w, originals, repoint)
+    return originals
+
+
+async def _cluster(
+    w: Writer,
+    articles: Sequence[WrittenArticle],
+    vectors: dict[int, dict[int, float]],
+    originals: dict[int, int],
+) -> None:
+    if not articles:
+        return
+    # A copy joins its original's story: no neighbours to look for (thousands of copies of
+    # one wire story cost one lookup).
+    copies = {a.article_id: originals[a.article_id] for a in articles if a.article_id in originals}
+    stored = await stories.fetch_story_ids(w, list(copies.values())) if copies else {}
+    candidates = await stories.fetch_cluster_candidates(
+        w,
+        [a.article_id for a in articles if a.article_id not in copies],
+        CLUSTER_TERMS,
+        STORY_WINDOW,
+        CLUSTER_PER_TERM,
+    )
+    by_article: dict[int, list[stories.ClusterCandidate]] = {}
+    for c in candidates:
+        by_article.setdefault(c.article_id, []).append(c)
+    assigned: dict[int, int] = {}
+    merges: dict[int, set[int]] = {}
+    renamed: dict[int, int] = {}  # merged story → survivor, within this batch
+
+    def live(story: int) -> int:
+        while story in renamed:
+            story = renamed[story]
+        return story
+
+    # A story started in this batch has a placeholder id (negative) until it is created, so
+    # later articles of the batch can join it.
+    seeds: list[WrittenArticle] = []
+    for article in sorted(articles, key=lambda a: (a.published_at, a.article_id)):
+        original = copies.get(article.article_id)
+        if original is not None:
+            story_of_original = assigned.get(original, stored.get(original))
+            if story_of_original is not None:
+                assigned[article.article_id] = story_of_original
+                continue
+        vector = vectors[article.article_id]
+        best: dict[int, float] = {}
+        for c in by_article.get(article.article_id, []):
+            story = assigned.get(c.other_id, c.story_id)
+            if story is None:
+                continue
+            gap = abs(c.published_at - article.published_at)
+            if not article.estimated and c.dated and gap > STORY_WINDOW:
+                continue
+            similarity = F.cosine(vector, dict(zip(c.terms, c.weights, strict=True)))
+            if originals.get(article.article_id) == c.other_id:
+                similarity = 1.0
+            story = live(story)
+            best[story] = max(best.get(story, 0.0), similarity)
+        ranked = sorted(
+            ((s, story) for story, s in best.items() if s >= STORY_SIMILARITY), reverse=True
+        )
+        if not ranked:
+            seeds.append(article)
+            assigned[article.article_id] = -len(seeds)
+            continue
+        survivor = ranked[0][1]
+        assigned[article.article_id] = survivor
+        others = {story for s, story in ranked[1:] if s >= MERGE_SIMILARITY}
+        if others:
+            merges.setdefault(survivor, set()).update(others)
+            for other in others:
+                renamed[other] = survivor
+    created = await stories.create_stories(w, [(a.title, a.published_at) for a in seeds])
+    real = {-(i + 1): story for i, story in enumerate(created)}
+
+    def final(story: int) -> int:
+        story = live(story)
+        return real.get(story, story)
+
+    await stories.assign_stories(w, {a: final(s) for a, s in assigned.items()})
+    for survivor, others in merges.items():
+        if live(survivor) == survivor:
+            await stories.merge_stories(w, final(survivor), sorted(final(o) for o in others))
