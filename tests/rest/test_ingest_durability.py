@@ -184,10 +184,15 @@ async def test_acknowledged_lines_survive_a_crash_and_a_resend_stores_each_once(
             first, base = await running.start()
             post = await DuplexPost.open(base, "/v1/ingest")
             sent_all = asyncio.Event()
+            killed = asyncio.Event()
 
             async def send_slowly() -> None:
                 with contextlib.suppress(ConnectionError):
                     for start in range(0, ARTICLES, 20):  # about 1,000 lines a second
+                        if start == ARTICLES // 2:
+                            # However slow storing is (a loaded machine), the crash comes
+                            # mid-upload: the second half waits for it.
+                            await killed.wait()
                         await post.send(b"".join(lines[start : start + 20]))
                         await asyncio.sleep(0.02)
                     await post.end()
@@ -202,6 +207,7 @@ async def test_acknowledged_lines_survive_a_crash_and_a_resend_stores_each_once(
                     if len(acknowledged) >= 500 and first.returncode is None:
                         assert not sent_all.is_set(), "the upload ended before the crash"
                         first.send_signal(signal.SIGKILL)
+                        killed.set()
                 await sender
             finally:
                 sender.cancel()
