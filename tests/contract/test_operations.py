@@ -18,8 +18,8 @@ from graphql import parse, validate
 
 from service.config import Settings
 from service.db.pool import Database, track_statements
-from service.graphql.compiled import COMPILED, CompiledOperation
 from service.graphql import export_sdl
+from service.graphql.compiled import COMPILED, CompiledOperation
 from service.resources import operations_dir
 from tests.conftest import GraphQLRunner
 
