@@ -596,6 +596,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so the servers started so far are stopped.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))
     started = time.monotonic()
     report = asyncio.run(run(args))
     print(f"\n{table(report)}\n")

@@ -198,8 +198,8 @@ SELECT json_build_object('article', (SELECT json_build_object(
 async def feed_json(db: Database, first: int, after: tuple[datetime, int] | None) -> str:
     """`data` of the Feed operation without a filter."""
     if after is None:
-        return str(await db.fetchval(SELECT_FEED_JSON, first))
-    return str(await db.fetchval(SELECT_FEED_AFTER_JSON, first, *after))
+        return str(await db.fetchval_planned(SELECT_FEED_JSON, first))
+    return str(await db.fetchval_planned(SELECT_FEED_AFTER_JSON, first, *after))
 
 
 async def entity_page_json(
@@ -207,10 +207,10 @@ async def entity_page_json(
 ) -> str:
     """`data` of the EntityPage operation."""
     if after is None:
-        return str(await db.fetchval(SELECT_ENTITY_PAGE_JSON, first, slug))
-    return str(await db.fetchval(SELECT_ENTITY_PAGE_AFTER_JSON, first, slug, *after))
+        return str(await db.fetchval_planned(SELECT_ENTITY_PAGE_JSON, first, slug))
+    return str(await db.fetchval_planned(SELECT_ENTITY_PAGE_AFTER_JSON, first, slug, *after))
 
 
 async def article_page_json(db: Database, article_id: int) -> str:
     """`data` of the ArticlePage operation."""
-    return str(await db.fetchval(SELECT_ARTICLE_PAGE_JSON, article_id))
+    return str(await db.fetchval_planned(SELECT_ARTICLE_PAGE_JSON, article_id))
