@@ -37,7 +37,7 @@ from service.config import Settings
 from service.db import pages
 from service.db.pool import Database
 from service.errors import NewsgraphError
-from service.graphql.limits import query_cost
+from service.graphql.limits import query_cost, within_limits
 from service.graphql.pagination import decode_cursor, page_size
 from service.graphql.persisted import TrustedDocument, load_trusted_documents, sha256_hex
 from service.graphql.response_cache import ResponseCache
@@ -231,7 +231,14 @@ class CompiledOperations:
         self.schema = schema._schema
         self.settings = settings
         self.cache = cache
-        self.documents = compiled_documents() if settings.compiled_operations else {}
+        documents = compiled_documents() if settings.compiled_operations else {}
+        # A document over the configured depth, alias or token limits is refused by the
+        # general path: it must not be answered here either.
+        self.documents = {
+            digest: found
+            for digest, found in documents.items()
+            if within_limits(found[1].text, settings)
+        }
         self._parsed = {digest: parse(doc.text) for digest, (_, doc) in self.documents.items()}
         self._costs: dict[tuple[str, bool, object], tuple[int, int]] = {}
 

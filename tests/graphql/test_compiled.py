@@ -194,3 +194,12 @@ async def test_over_http_errors_and_persisted_hashes_behave_as_before(
             http, {"query": document, "operationName": "Nope", "variables": {"slug": "x"}}
         )
         assert wrong_name.status_code == 400  # strawberry's answer: no such operation
+
+
+async def test_a_compiled_document_over_a_configured_limit_is_refused_as_before(
+    settings: Settings, db: Database
+) -> None:
+    shallow = replace(settings, max_query_depth=3)
+    async with app_client(shallow, db) as http:
+        answer = await _post(http, {"query": _document("feed"), "variables": {"first": 2}})
+    assert answer.json()["errors"][0]["extensions"]["code"] == "LIMIT_EXCEEDED"
