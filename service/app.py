@@ -12,15 +12,19 @@ import sys
 from collections.abc import AsyncIterator
 from typing import Any, TypedDict
 
+import strawberry
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
 from strawberry.asgi import GraphQL
 
 from service.config import ConfigError, Settings
+from service.db.notify import listen_for_changes
 from service.db.pool import Database, open_database
 from service.graphql import Context, build_schema, make_context
+from service.graphql.compiled import CompiledOperations
 from service.graphql.http import HttpCache
+from service.graphql.response_cache import ResponseCache
 from service.ingest.catalogue import LinkerCache
 from service.metrics import Metrics, operation_names
 from service.observability import (
@@ -47,9 +51,9 @@ class State(TypedDict):
 
 
 class GraphQLView(GraphQL[Context, None]):
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, schema: strawberry.Schema) -> None:
         super().__init__(
-            build_schema(settings),
+            schema,
             graphql_ide="graphiql" if settings.graphiql else None,
             allow_queries_via_get=True,
             subscription_protocols=(),
@@ -82,6 +86,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         multiproc_dir=settings.metrics_multiproc_dir,
     )
     tracing = tracing_enabled(settings)
+    cache = ResponseCache() if settings.response_cache else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
@@ -96,6 +101,12 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
                 if db is None:
                     db = await stack.enter_async_context(open_database(settings, lazy=True))
                 metrics.watch_pools(db)
+                if cache is not None and settings.database_url:
+                    await stack.enter_async_context(
+                        listen_for_changes(
+                            settings.database_url, cache.changed, cache.set_listening
+                        )
+                    )
                 stack.callback(metrics.unwatch_pools, db)
                 # Objects alive after start-up (modules, the schema) live as long as the
                 # process: moved out of the collector's sight, full collections stop
@@ -108,7 +119,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
                 tracer.shutdown()
             metrics.process_exited()
 
-    graphql = GraphQLView(settings)
+    schema = build_schema(settings)
+    graphql = GraphQLView(settings, schema)
     # Outermost first: every answer, a refusal by the access check too, is logged and counted.
     middleware = [
         Middleware(RequestMiddleware, metrics=metrics),
@@ -120,7 +132,11 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         middleware.insert(0, Middleware(OpenTelemetryMiddleware))
     return Starlette(
         routes=[
-            Route("/graphql", HttpCache(graphql, settings), methods=["GET", "POST"]),
+            Route(
+                "/graphql",
+                HttpCache(CompiledOperations(graphql, schema, settings, cache), settings),
+                methods=["GET", "POST"],
+            ),
             # The ingest stream has no total size limit, only a per-line one; a route's
             # max_body_size replaces the app's for that route (also upwards).
             Route("/v1/ingest", ingest_ndjson, methods=["POST"], max_body_size=sys.maxsize),

@@ -136,6 +136,8 @@ class Settings:
     trusted_documents_only: bool = False
     apq_cache_size: int = 1_000
     cache_max_age: int = 30
+    compiled_operations: bool = True
+    response_cache: bool = False
     # Operability (docs/operating.md).
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
@@ -199,6 +201,8 @@ class Settings:
             trusted_documents_only=_bool(env, "NEWSGRAPH_TRUSTED_DOCUMENTS_ONLY", False),
             apq_cache_size=_int(env, "NEWSGRAPH_APQ_CACHE_SIZE", 1_000, low=0),
             cache_max_age=_int(env, "NEWSGRAPH_CACHE_MAX_AGE", 30, low=0),
+            compiled_operations=_bool(env, "NEWSGRAPH_COMPILED_OPERATIONS", True),
+            response_cache=_bool(env, "NEWSGRAPH_RESPONSE_CACHE", False),
             log_level=_choice(
                 env, "NEWSGRAPH_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")
             ),

@@ -24,6 +24,7 @@ __all__ = [
     "ArticleOrder",
     "ArticlePageQuery",
     "Scope",
+    "count_all_articles",
     "count_articles",
     "fetch_article_bodies",
     "fetch_article_by_url",
@@ -290,6 +291,15 @@ async def count_articles(
         )
     rows = await db.fetch(sql, *p.values)
     return {row["parent_id"]: row["n"] for row in rows}
+
+
+# Every article has a source, whose maintained counter includes it.
+COUNT_ALL_ARTICLES: Final = "SELECT coalesce(sum(article_count), 0)::bigint FROM sources"
+
+
+async def count_all_articles(db: Database) -> int:
+    """All articles, exactly, from the sources' counters (no scan)."""
+    return int(await db.fetchval(COUNT_ALL_ARTICLES))
 
 
 async def estimate_articles(db: Database, query: ArticlePageQuery) -> int:

@@ -60,6 +60,7 @@ from graphql import (
     get_named_type,
     get_operation_ast,
     is_composite_type,
+    parse,
     value_from_ast_untyped,
 )
 from strawberry.extensions import AddValidationRules, DisableIntrospection, SchemaExtension
@@ -76,6 +77,7 @@ __all__ = [
     "limit_extensions",
     "query_cost",
     "reject",
+    "within_limits",
 ]
 
 LIMIT_EXCEEDED: Final = "LIMIT_EXCEEDED"
@@ -407,6 +409,18 @@ class _CostWalker:
             operation.selection_set, root, None, frozenset(), operation.operation
         )
         return Cost(cost=max(cost, 1), nodes=nodes)
+
+
+def within_limits(document: str, settings: Settings) -> bool:
+    """Whether `document` passes the token, depth and alias limits of `settings`."""
+    try:
+        parsed = parse(document, max_tokens=settings.max_query_tokens)
+    except GraphQLSyntaxError:
+        return False
+    operations = [d for d in parsed.definitions if isinstance(d, OperationDefinitionNode)]
+    return _count_aliases(parsed) <= settings.max_query_aliases and all(
+        _depth(parsed, operation) <= settings.max_query_depth for operation in operations
+    )
 
 
 def query_cost(

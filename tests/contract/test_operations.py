@@ -16,8 +16,10 @@ import pytest
 from graphql import build_schema as parse_sdl
 from graphql import parse, validate
 
-from service.db.pool import track_statements
+from service.config import Settings
+from service.db.pool import Database, track_statements
 from service.graphql import export_sdl
+from service.graphql.compiled import COMPILED, CompiledOperation
 from service.resources import operations_dir
 from tests.conftest import GraphQLRunner
 
@@ -63,4 +65,22 @@ async def test_operation_matches_its_golden_result_and_sql(gql: GraphQLRunner, p
         json_file.write_text(result, encoding="utf-8")
         sql_file.write_text(sql, encoding="utf-8")
     assert result == json_file.read_text(encoding="utf-8")
+    assert sql == sql_file.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("op", COMPILED, ids=lambda op: op.stem)
+async def test_compiled_operation_matches_its_golden_result_and_sql(
+    settings: Settings, db: Database, op: CompiledOperation
+) -> None:
+    # The one statement of the fast path (service.graphql.compiled), next to the general SQL.
+    args = op.prepare(VARIABLES[op.stem], settings)
+    assert args is not None
+    with track_statements(record=True) as log:
+        data = orjson.loads(await op.run(db, args))
+    result = orjson.dumps(_stable(data), option=orjson.OPT_INDENT_2).decode() + "\n"
+    assert result == (GOLDEN / f"{op.stem}.json").read_text(encoding="utf-8")
+    sql = "\n;\n".join(statement.strip() for statement in log.statements) + "\n"
+    sql_file = GOLDEN / f"{op.stem}.compiled.sql"
+    if os.environ.get("UPDATE_SNAPSHOTS") == "1":
+        sql_file.write_text(sql, encoding="utf-8")
     assert sql == sql_file.read_text(encoding="utf-8")

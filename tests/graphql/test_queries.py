@@ -365,11 +365,25 @@ async def test_counts_beyond_the_cap_are_estimates(gql: GraphQLRunner, db: Datab
     from dataclasses import replace
 
     small = GraphQLRunner(replace(gql.settings, count_cap=5), db)
-    data = await small.data("{ articles(first: 1) { totalCount totalCountIsExact } }")
+    query = '{ articles(first: 1, filter: {languages: ["en"]}) { totalCount totalCountIsExact } }'
+    data = await small.data(query)
     assert data["articles"]["totalCountIsExact"] is False
     assert data["articles"]["totalCount"] > 5
-    exact = await gql.data("{ articles(first: 1) { totalCount totalCountIsExact } }")
+    exact = await gql.data(query)
     assert exact["articles"]["totalCountIsExact"] is True
+
+
+async def test_the_count_of_all_articles_is_exact_from_the_counters(
+    gql: GraphQLRunner, db: Database
+) -> None:
+    from dataclasses import replace
+
+    small = GraphQLRunner(replace(gql.settings, count_cap=5), db)
+    data = await small.data("{ articles(first: 1) { totalCount totalCountIsExact } }")
+    assert data["articles"] == {
+        "totalCount": await db.fetchval("SELECT count(*) FROM articles"),
+        "totalCountIsExact": True,
+    }
 
 
 async def test_relevance_ranks_only_the_newest_matches(

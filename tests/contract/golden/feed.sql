@@ -4,12 +4,12 @@ SELECT
     a.image_width, a.image_height, a.published_at, a.published_at_estimated, a.updated_at,
     a.ingested_at FROM articles a WHERE true ORDER BY a.published_at DESC, a.id DESC LIMIT $1
 ;
-SELECT 0 AS parent_id, count(*) AS n FROM (SELECT 1 FROM articles a WHERE true LIMIT $1) c
-;
 SELECT article_id, entity_id, round(salience::numeric, 4)::float8 AS salience, mention_count
 FROM article_entities
 WHERE article_id = ANY($1::bigint[])
 ORDER BY article_id, salience DESC, entity_id
+;
+SELECT coalesce(sum(article_count), 0)::bigint FROM sources
 ;
 SELECT k.id AS key, e.id, e.kind, e.name, e.slug, e.wikidata_id, e.description, e.article_count
 FROM unnest($1::bigint[]) AS k(id)

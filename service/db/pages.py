@@ -1,0 +1,216 @@
+"""Whole pages as JSON built by PostgreSQL: one statement per page, for the hot operations.
+
+Each function answers the `data` of one persisted operation of `schema/operations/` (the
+feed, the entity page, the article page) as JSON text, exactly as the general GraphQL path
+would (global ids, cursors and dates are built here the way `service.ids`,
+`service.graphql.pagination` and strawberry write them). `service.graphql.compiled` decides
+when a request may take this path; a test compares both paths operation by operation.
+
+The JSON is `json`, not `jsonb`: jsonb would reorder the keys.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Final
+
+from service.db.entities import CO_MENTION_WINDOW
+from service.db.pool import Database
+
+__all__ = ["article_page_json", "entity_page_json", "feed_json"]
+
+
+def _b64url(text_sql: str) -> str:
+    # base64url without padding, as service.ids.b64encode (PostgreSQL wraps base64 at 76).
+    return (
+        f"rtrim(translate(encode(convert_to({text_sql}, 'UTF8'), 'base64'), E'+/\\n', '-_'), '=')"
+    )
+
+
+def _gid(type_name: str, column: str) -> str:
+    return _b64url(f"'{type_name}:' || {column}")
+
+
+def _iso(column: str) -> str:
+    # datetime.isoformat() of a UTC time: microseconds only when there are some.
+    return (
+        f"(to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN "
+        f"extract(microseconds FROM {column}) % 1000000 = 0 THEN '' ELSE "
+        f"to_char({column} AT TIME ZONE 'UTC', '.US') END || '+00:00')"
+    )
+
+
+def _newest_cursor(time_column: str, id_column: str) -> str:
+    # orjson.dumps({"k": "newest", "v": [published_at.isoformat(), id]}), base64url.
+    return _b64url(
+        f"""'{{"k":"newest","v":["' || {_iso(time_column)} || '",' || {id_column} || ']}}'"""
+    )
+
+
+def _entity_json(alias: str) -> str:
+    return (
+        f"json_build_object('id', {_gid('Entity', f'{alias}.id')}, 'name', {alias}.name, "
+        f"'slug', {alias}.slug, 'kind', {alias}.kind)"
+    )
+
+
+def _top_entities(article: str, first: int) -> str:
+    # Article.entities(first: N) { salience entity { id name slug kind } }, as the loader orders.
+    return f"""coalesce((
+        SELECT json_agg(json_build_object('salience', x.salience, 'entity', {_entity_json("e")})
+                        ORDER BY x.salience DESC, x.entity_id)
+        FROM (SELECT l.entity_id, round(l.salience::numeric, 4)::float8 AS salience
+              FROM article_entities l WHERE l.article_id = {article}
+              ORDER BY 2 DESC, l.entity_id LIMIT {first}) x
+        JOIN entities e ON e.id = x.entity_id), '[]'::json)"""
+
+
+def _connection(rows: str, node: str, total: str, extra: str = "") -> str:
+    """A connection over `rows` (a CTE of first+1 rows with `cursor`, `n` = row number)."""
+    return f"""json_build_object(
+        'totalCount', {total},{extra}
+        'edges', coalesce((SELECT json_agg(json_build_object('cursor', p.cursor, 'node', {node})
+                                     ORDER BY p.n)
+                           FROM {rows} p JOIN sources s ON s.id = p.source_id
+                           WHERE p.n <= $1), '[]'::json),
+        'pageInfo', json_build_object(
+            'hasNextPage', (SELECT count(*) FROM {rows}) > $1,
+            'endCursor', (SELECT p.cursor FROM {rows} p WHERE p.n <= $1
+                          ORDER BY p.n DESC LIMIT 1)))"""
+
+
+_FEED_NODE: Final = f"""json_build_object(
+    'id', {_gid("Article", "p.id")}, 'title', p.title, 'summary', p.summary, 'url', p.url,
+    'publishedAt', {_iso("p.published_at")}, 'language', p.language,
+    'source', json_build_object('id', {_gid("Source", "s.id")}, 'name', s.name, 'domain', s.domain),
+    'entities', {_top_entities("p.id", 5)})"""
+
+
+def _feed_sql(after: bool) -> str:
+    keyset = "WHERE (a.published_at, a.id) < ($2::timestamptz, $3::bigint)" if after else ""
+    # Every article has a source: the sources' maintained counters sum to the total.
+    total = "(SELECT coalesce(sum(c.article_count), 0)::bigint FROM sources c)"
+    connection = _connection("page", _FEED_NODE, total, "\n        'totalCountIsExact', true,")
+    return f"""
+WITH page AS (
+    SELECT a.id, a.title, a.summary, a.url, a.published_at, a.language, a.source_id,
+           {_newest_cursor("a.published_at", "a.id")} AS cursor,
+           row_number() OVER (ORDER BY a.published_at DESC, a.id DESC) AS n
+    FROM (SELECT * FROM articles a {keyset}
+          ORDER BY a.published_at DESC, a.id DESC LIMIT $1 + 1) a
+)
+SELECT json_build_object('articles', {connection})::text"""
+
+
+# Feed with `first`, `after` and no filter (see service.graphql.compiled for the variables).
+SELECT_FEED_JSON: Final = _feed_sql(after=False)
+SELECT_FEED_AFTER_JSON: Final = _feed_sql(after=True)
+
+_ENTITY_ARTICLE_NODE: Final = f"""json_build_object(
+    'id', {_gid("Article", "p.id")}, 'title', p.title, 'publishedAt', {_iso("p.published_at")},
+    'source', json_build_object('id', {_gid("Source", "s.id")}, 'name', s.name, 'domain', s.domain),
+    'entities', {_top_entities("p.id", 5)})"""
+
+
+def _entity_page_sql(after: bool) -> str:
+    keyset = "AND (l.published_at, l.article_id) < ($3::timestamptz, $4::bigint)" if after else ""
+    return f"""
+WITH ent AS (
+    -- A merged entity's old slug resolves to the entity it was merged into.
+    SELECT e.* FROM entities e
+    WHERE e.slug = $2
+       OR e.id = (SELECT r.entity_id FROM entity_redirects r WHERE r.old_slug = $2)
+    ORDER BY e.slug = $2 DESC
+    LIMIT 1
+), page AS (
+    SELECT a.id, a.title, a.published_at, a.source_id,
+           {_newest_cursor("a.published_at", "a.id")} AS cursor,
+           row_number() OVER (ORDER BY l.published_at DESC, l.article_id DESC) AS n
+    FROM (SELECT l.article_id, l.published_at FROM ent
+          JOIN article_entities l ON l.entity_id = ent.id {keyset}
+          ORDER BY l.published_at DESC, l.article_id DESC LIMIT $1 + 1) l
+    JOIN articles a ON a.id = l.article_id
+)
+SELECT json_build_object('entity', (SELECT json_build_object(
+    'id', {_gid("Entity", "ent.id")}, 'name', ent.name, 'slug', ent.slug, 'kind', ent.kind,
+    'aliases', coalesce((SELECT json_agg(al.alias ORDER BY al.alias) FROM entity_aliases al
+                         WHERE al.entity_id = ent.id), '[]'::json),
+    'wikidataId', ent.wikidata_id, 'description', ent.description,
+    'articleCount', ent.article_count,
+    'coMentioned', coalesce((
+        SELECT json_agg(json_build_object('count', co.count, 'entity', {_entity_json("oe")})
+                        ORDER BY co.count DESC, co.other_id)
+        FROM (SELECT o.entity_id AS other_id, count(*)::int AS count
+              FROM (SELECT l.article_id FROM article_entities l WHERE l.entity_id = ent.id
+                    ORDER BY l.published_at DESC, l.article_id DESC
+                    LIMIT {CO_MENTION_WINDOW}) recent
+              JOIN article_entities o
+                ON o.article_id = recent.article_id AND o.entity_id <> ent.id
+              GROUP BY o.entity_id
+              ORDER BY count(*) DESC, o.entity_id
+              LIMIT 10) co
+        JOIN entities oe ON oe.id = co.other_id), '[]'::json),
+    'articles', {_connection("page", _ENTITY_ARTICLE_NODE, "ent.article_count")}
+) FROM ent))::text"""
+
+
+SELECT_ENTITY_PAGE_JSON: Final = _entity_page_sql(after=False)
+SELECT_ENTITY_PAGE_AFTER_JSON: Final = _entity_page_sql(after=True)
+
+SELECT_ARTICLE_PAGE_JSON: Final = f"""
+SELECT json_build_object('article', (SELECT json_build_object(
+    'id', {_gid("Article", "a.id")}, 'title', a.title, 'summary', a.summary, 'body', a.body,
+    'url', a.url, 'canonicalUrl', a.canonical_url, 'publishedAt', {_iso("a.published_at")},
+    'publishedAtEstimated', a.published_at_estimated, 'updatedAt', {_iso("a.updated_at")},
+    'language', a.language, 'section', a.section, 'tags', to_json(a.tags),
+    'authors', coalesce((SELECT json_agg(json_build_object('name', u.name) ORDER BY u.i)
+                         FROM unnest(a.authors) WITH ORDINALITY u(name, i)), '[]'::json),
+    'image', CASE WHEN coalesce(a.image_url, '') <> '' THEN json_build_object(
+        'url', a.image_url, 'credit', a.image_credit, 'caption', a.image_caption,
+        'alt', a.image_alt, 'width', a.image_width, 'height', a.image_height) END,
+    'source', (SELECT json_build_object('id', {_gid("Source", "s.id")}, 'name', s.name,
+                                        'domain', s.domain, 'country', s.country)
+               FROM sources s WHERE s.id = a.source_id),
+    'entities', coalesce((
+        SELECT json_agg(json_build_object(
+            'salience', x.salience, 'mentionCount', x.mention_count,
+            'entity', json_build_object(
+                'id', {_gid("Entity", "e.id")}, 'name', e.name, 'slug', e.slug, 'kind', e.kind,
+                'articles', json_build_object('edges', coalesce((
+                    SELECT json_agg(json_build_object('node', json_build_object(
+                        'id', {_gid("Article", "b.id")}, 'title', b.title,
+                        'publishedAt', {_iso("b.published_at")},
+                        'source', json_build_object('name', bs.name)))
+                        ORDER BY r.published_at DESC, r.article_id DESC)
+                    FROM (SELECT l.article_id, l.published_at FROM article_entities l
+                          WHERE l.entity_id = e.id
+                          ORDER BY l.published_at DESC, l.article_id DESC LIMIT 5) r
+                    JOIN articles b ON b.id = r.article_id
+                    JOIN sources bs ON bs.id = b.source_id), '[]'::json))))
+            ORDER BY x.salience DESC, x.entity_id)
+        FROM (SELECT l.entity_id, round(l.salience::numeric, 4)::float8 AS salience,
+                     l.mention_count
+              FROM article_entities l WHERE l.article_id = a.id) x
+        JOIN entities e ON e.id = x.entity_id), '[]'::json)
+) FROM articles a WHERE a.id = $1))::text"""
+
+
+async def feed_json(db: Database, first: int, after: tuple[datetime, int] | None) -> str:
+    """`data` of the Feed operation without a filter."""
+    if after is None:
+        return str(await db.fetchval_planned(SELECT_FEED_JSON, first))
+    return str(await db.fetchval_planned(SELECT_FEED_AFTER_JSON, first, *after))
+
+
+async def entity_page_json(
+    db: Database, slug: str, first: int, after: tuple[datetime, int] | None
+) -> str:
+    """`data` of the EntityPage operation."""
+    if after is None:
+        return str(await db.fetchval_planned(SELECT_ENTITY_PAGE_JSON, first, slug))
+    return str(await db.fetchval_planned(SELECT_ENTITY_PAGE_AFTER_JSON, first, slug, *after))
+
+
+async def article_page_json(db: Database, article_id: int) -> str:
+    """`data` of the ArticlePage operation."""
+    return str(await db.fetchval_planned(SELECT_ARTICLE_PAGE_JSON, article_id))

@@ -1,0 +1,35 @@
+SELECT json_build_object('article', (SELECT json_build_object(
+    'id', rtrim(translate(encode(convert_to('Article:' || a.id, 'UTF8'), 'base64'), E'+/\n', '-_'), '='), 'title', a.title, 'summary', a.summary, 'body', a.body,
+    'url', a.url, 'canonicalUrl', a.canonical_url, 'publishedAt', (to_char(a.published_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS') || CASE WHEN extract(microseconds FROM a.published_at) % 1000000 = 0 THEN '' ELSE to_char(a.published_at AT TIME ZONE 'UTC', '.US') END || '+00:00'),
+    'publishedAtEstimated', a.published_at_estimated, 'updatedAt', (to_char(a.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS') || CASE WHEN extract(microseconds FROM a.updated_at) % 1000000 = 0 THEN '' ELSE to_char(a.updated_at AT TIME ZONE 'UTC', '.US') END || '+00:00'),
+    'language', a.language, 'section', a.section, 'tags', to_json(a.tags),
+    'authors', coalesce((SELECT json_agg(json_build_object('name', u.name) ORDER BY u.i)
+                         FROM unnest(a.authors) WITH ORDINALITY u(name, i)), '[]'::json),
+    'image', CASE WHEN coalesce(a.image_url, '') <> '' THEN json_build_object(
+        'url', a.image_url, 'credit', a.image_credit, 'caption', a.image_caption,
+        'alt', a.image_alt, 'width', a.image_width, 'height', a.image_height) END,
+    'source', (SELECT json_build_object('id', rtrim(translate(encode(convert_to('Source:' || s.id, 'UTF8'), 'base64'), E'+/\n', '-_'), '='), 'name', s.name,
+                                        'domain', s.domain, 'country', s.country)
+               FROM sources s WHERE s.id = a.source_id),
+    'entities', coalesce((
+        SELECT json_agg(json_build_object(
+            'salience', x.salience, 'mentionCount', x.mention_count,
+            'entity', json_build_object(
+                'id', rtrim(translate(encode(convert_to('Entity:' || e.id, 'UTF8'), 'base64'), E'+/\n', '-_'), '='), 'name', e.name, 'slug', e.slug, 'kind', e.kind,
+                'articles', json_build_object('edges', coalesce((
+                    SELECT json_agg(json_build_object('node', json_build_object(
+                        'id', rtrim(translate(encode(convert_to('Article:' || b.id, 'UTF8'), 'base64'), E'+/\n', '-_'), '='), 'title', b.title,
+                        'publishedAt', (to_char(b.published_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS') || CASE WHEN extract(microseconds FROM b.published_at) % 1000000 = 0 THEN '' ELSE to_char(b.published_at AT TIME ZONE 'UTC', '.US') END || '+00:00'),
+                        'source', json_build_object('name', bs.name)))
+                        ORDER BY r.published_at DESC, r.article_id DESC)
+                    FROM (SELECT l.article_id, l.published_at FROM article_entities l
+                          WHERE l.entity_id = e.id
+                          ORDER BY l.published_at DESC, l.article_id DESC LIMIT 5) r
+                    JOIN articles b ON b.id = r.article_id
+                    JOIN sources bs ON bs.id = b.source_id), '[]'::json))))
+            ORDER BY x.salience DESC, x.entity_id)
+        FROM (SELECT l.entity_id, round(l.salience::numeric, 4)::float8 AS salience,
+                     l.mention_count
+              FROM article_entities l WHERE l.article_id = a.id) x
+        JOIN entities e ON e.id = x.entity_id), '[]'::json)
+) FROM articles a WHERE a.id = $1))::text
