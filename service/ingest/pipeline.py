@@ -48,7 +48,8 @@ from service.ingest.linking import Linker, Mention
 from service.ingest.normalize import canonicalize_url, content_hash, parse_published_at, slugify
 from service.ingest.text import BODY_MAX, SUMMARY_MAX, TITLE_MAX, plain_text
 from service.metrics import count_ingest
-from service.related.clustering import WrittenArticle, index_articles
+from service.related.clustering import WrittenArticle, index_articles, text_features
+from service.related.features import TextFeatures
 
 __all__ = [
     "ENTITY_KINDS",
@@ -98,6 +99,7 @@ class _Draft:
     text: tuple[str, str | None, str | None]  # title, summary, body, for entity linking
     entities: list[tuple[EntityRef, float]] = field(default_factory=list)
     mentions: list[Mention] = field(default_factory=list)  # found in the text by the linker
+    features: TextFeatures | None = None  # related-stories signals of the text
 
 
 class _Problems:
@@ -402,6 +404,8 @@ def _prepare_all(
             prepared.row = replace(prepared.row, ingest_key_id=key_id)
         if linker is not None:
             prepared.mentions = linker.link(*prepared.text)
+        title, summary, body = prepared.row.title, prepared.row.summary, prepared.row.body
+        prepared.features = text_features(title, summary, body)
         drafts.append(prepared)
     return results, drafts
 
@@ -584,6 +588,7 @@ async def _index_related(w: Writer, changed: list[tuple[_Draft, UpsertOutcome]])
                 body=draft.row.body,
                 published_at=draft.row.published_at,
                 estimated=draft.row.published_at_estimated,
+                features=draft.features,
             )
             for draft, outcome in changed
         ],

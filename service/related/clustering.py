@@ -18,7 +18,7 @@ from service.db import stories
 from service.db.pool import Writer
 from service.related import features as F
 
-__all__ = ["STORY_SIMILARITY", "WrittenArticle", "index_articles"]
+__all__ = ["STORY_SIMILARITY", "WrittenArticle", "index_articles", "text_features"]
 
 POSTING_TERMS: Final = 12
 # A new article joins the story of its most similar recent neighbour when the TF-IDF cosine
@@ -41,6 +41,13 @@ class WrittenArticle:
     body: str | None
     published_at: datetime
     estimated: bool
+    # Computed ahead (the ingest pipeline does it while the previous batch is written).
+    features: F.TextFeatures | None = None
+
+
+def text_features(title: str, summary: str | None, body: str | None) -> F.TextFeatures:
+    """An article's text signals (pure CPU: callers may compute them ahead, in a thread)."""
+    return F.text_features(title, summary, body)
 
 
 def _features(articles: Sequence[WrittenArticle]) -> list[F.TextFeatures]:
@@ -52,7 +59,10 @@ async def index_articles(w: Writer, articles: Sequence[WrittenArticle]) -> None:
     originals (wire copies) and stories."""
     if not articles:
         return
-    features = await asyncio.to_thread(_features, articles)
+    ready = [a.features for a in articles if a.features is not None]
+    features = (
+        ready if len(ready) == len(articles) else await asyncio.to_thread(_features, articles)
+    )
     increments: Counter[int] = Counter()
     for article, feature in zip(articles, features, strict=True):
         increments.update(dict.fromkeys(feature.counts, 1 if article.created else 0))
