@@ -7,17 +7,23 @@ would (global ids, cursors and dates are built here the way `service.ids`,
 when a request may take this path; a test compares both paths operation by operation.
 
 The JSON is `json`, not `jsonb`: jsonb would reorder the keys.
+
+The article page's related stories are found and scored in Python first (as the general path
+does); the statement takes them, in order, as one `json` argument (see `related_json`).
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Final
 
 from service.db.entities import CO_MENTION_WINDOW
 from service.db.pool import Database
+from service.related.find_related import RelatedItem
 
-__all__ = ["article_page_json", "entity_page_json", "feed_json"]
+__all__ = ["article_page_json", "entity_page_json", "feed_json", "related_json"]
 
 
 def _b64url(text_sql: str) -> str:
@@ -191,7 +197,28 @@ SELECT json_build_object('article', (SELECT json_build_object(
         FROM (SELECT l.entity_id, round(l.salience::numeric, 4)::float8 AS salience,
                      l.mention_count
               FROM article_entities l WHERE l.article_id = a.id) x
-        JOIN entities e ON e.id = x.entity_id), '[]'::json)
+        JOIN entities e ON e.id = x.entity_id), '[]'::json),
+    'relatedStories', coalesce((
+        SELECT json_agg(json_build_object(
+            'score', r.item -> 1,
+            'article', json_build_object(
+                'id', {_gid("Article", "c.id")}, 'title', c.title,
+                'publishedAt', {_iso("c.published_at")},
+                'source', json_build_object('name', cs.name)),
+            'reasons', json_build_object(
+                'relation', r.item ->> 4, 'textSimilarity', r.item -> 2,
+                'timeGapHours', r.item -> 3,
+                'sharedEntities', coalesce((
+                    SELECT json_agg(json_build_object('name', se.name) ORDER BY k.i)
+                    FROM json_array_elements_text(r.item -> 5) WITH ORDINALITY k(id, i)
+                    -- A merged entity's old id resolves to the entity it was merged into.
+                    JOIN entities se ON se.id = coalesce(
+                        (SELECT rd.entity_id FROM entity_redirects rd
+                         WHERE rd.old_id = k.id::bigint), k.id::bigint)), '[]'::json)))
+            ORDER BY r.i)
+        FROM json_array_elements($2::text::json) WITH ORDINALITY r(item, i)
+        JOIN articles c ON c.id = (r.item ->> 0)::bigint
+        JOIN sources cs ON cs.id = c.source_id), '[]'::json)
 ) FROM articles a WHERE a.id = $1))::text"""
 
 
@@ -211,6 +238,19 @@ async def entity_page_json(
     return str(await db.fetchval_planned(SELECT_ENTITY_PAGE_AFTER_JSON, first, slug, *after))
 
 
-async def article_page_json(db: Database, article_id: int) -> str:
-    """`data` of the ArticlePage operation."""
-    return str(await db.fetchval_planned(SELECT_ARTICLE_PAGE_JSON, article_id))
+def related_json(items: Sequence[RelatedItem]) -> str:
+    """The article page's related items, in order, for `SELECT_ARTICLE_PAGE_JSON`: each
+    `[article id, score, text similarity, time gap, relation, [shared entity ids]]`, its
+    numbers written as the general path writes them (`json.dumps`: the shortest repr), so
+    PostgreSQL copies them into the page as they are (a `json` value keeps its text)."""
+    rows = [
+        [i.article_id, i.score, i.text_similarity, i.time_gap_hours, i.relation,
+         list(i.shared_entities)]
+        for i in items
+    ]  # fmt: skip
+    return json.dumps(rows, separators=(",", ":"))
+
+
+async def article_page_json(db: Database, article_id: int, related: str) -> str:
+    """`data` of the ArticlePage operation; `related` from `related_json`."""
+    return str(await db.fetchval_planned(SELECT_ARTICLE_PAGE_JSON, article_id, related))

@@ -1,11 +1,14 @@
-"""Compiled operations: the hottest trusted documents answered by one SQL statement each.
+"""Compiled operations: the hottest trusted documents answered by one SQL statement each
+(the article page: after the two of `find_related` for its related stories).
 
 strawberry spends 7-22 ms of CPU per page request completing values field by field; the
 same JSON built by PostgreSQL costs well under a millisecond of Python. For the operations
 in `COMPILED` (the feed, the entity page, the article page), a pure-ASGI layer in front of
 the GraphQL view recognises the document (by its sha256, sent as a persisted query or as
 the exact text), checks the variables, costs and charges the request as `QueryCost` does,
-and answers `{"data": <JSON from service.db.pages>, "extensions": {"cost": …}}`.
+and answers `{"data": <JSON from service.db.pages>, "extensions": {"cost": …}}`. The article
+page's `relatedStories` are scored in Python (`service.related.find_related`, as the general
+path scores them); the page statement takes the ordered items and builds their JSON.
 
 Anything it is not sure about goes to the general path unchanged: another document, an
 operation name that does not match, variables of an unexpected shape or value (a bad
@@ -41,10 +44,12 @@ from service.graphql.limits import query_cost, within_limits
 from service.graphql.pagination import decode_cursor, page_size
 from service.graphql.persisted import TrustedDocument, load_trusted_documents, sha256_hex
 from service.graphql.response_cache import ResponseCache
+from service.graphql.types import related_query
 from service.ids import decode_typed_id
 from service.metrics import current_metrics
 from service.observability import set_operation
 from service.rate_limit import request_access
+from service.related.find_related import find_related
 
 __all__ = ["COMPILED", "CompiledOperation", "CompiledOperations", "compiled_documents"]
 
@@ -59,6 +64,7 @@ class CompiledOperation:
     # The statement's arguments from the variables; None: leave it to the general path.
     prepare: Callable[[Mapping[str, Any], Settings], Args | None]
     run: Callable[[Database, Args], Awaitable[str]]
+    statements: int = 1  # at most, per request
 
 
 def _first(variables: Mapping[str, Any], settings: Settings, default: int) -> int | None:
@@ -131,8 +137,17 @@ async def _run_entity_page(db: Database, args: Args) -> str:
     return await pages.entity_page_json(db, *args)
 
 
+# The document's `relatedStories(first: 5)`: the general path's query for those arguments.
+_ARTICLE_PAGE_RELATED: Final = related_query(5, 30, False, False, None, None)
+
+
 async def _run_article_page(db: Database, args: Args) -> str:
-    return await pages.article_page_json(db, *args)
+    (article_id,) = args
+    # The related items as the general path finds them (its two statements: signals and
+    # candidates, scored in Python), then the page with them in one statement.
+    found = await find_related(db, [article_id], _ARTICLE_PAGE_RELATED)
+    related = pages.related_json(found.get(article_id, []))
+    return await pages.article_page_json(db, article_id, related)
 
 
 COMPILED: Final = (
@@ -153,9 +168,10 @@ COMPILED: Final = (
     CompiledOperation(
         "article_page",
         "ArticlePage",
-        "242c53d041da976f4982cf3289c2db1676be0d2aa154d5a34452fb1282fc4b52",
+        "2ad977180a80b38f75da8578ebed4d58dc3d9be133da8becf0e49b9bd15ad20b",
         _prepare_article_page,
         _run_article_page,
+        statements=3,  # relatedStories' two, then the page
     ),
 )
 

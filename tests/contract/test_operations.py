@@ -72,7 +72,8 @@ async def test_operation_matches_its_golden_result_and_sql(gql: GraphQLRunner, p
 async def test_compiled_operation_matches_its_golden_result_and_sql(
     settings: Settings, db: Database, op: CompiledOperation
 ) -> None:
-    # The one statement of the fast path (service.graphql.compiled), next to the general SQL.
+    # The statements of the fast path (service.graphql.compiled), next to the general SQL:
+    # one per page, after relatedStories' two on the article page.
     args = op.prepare(VARIABLES[op.stem], settings)
     assert args is not None
     with track_statements(record=True) as log:
