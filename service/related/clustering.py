@@ -188,6 +188,8 @@ async def _cluster(
     # A story started in this batch has a placeholder id (negative) until it is created, so
     # later articles of the batch can join it.
     seeds: list[WrittenArticle] = []
+    # A neighbour is a candidate of many articles of a batch: its vector is built once.
+    neighbour_vectors: dict[int, dict[int, float]] = {}
     for article in sorted(articles, key=lambda a: (a.published_at, a.article_id)):
         original = copies.get(article.article_id)
         if original is not None:
@@ -196,6 +198,7 @@ async def _cluster(
                 assigned[article.article_id] = story_of_original
                 continue
         vector = vectors[article.article_id]
+        terms = vector.keys()
         best: dict[int, float] = {}
         for c in by_article.get(article.article_id, []):
             story = assigned.get(c.other_id, c.story_id)
@@ -204,7 +207,13 @@ async def _cluster(
             gap = abs(c.published_at - article.published_at)
             if not article.estimated and c.dated and gap > STORY_WINDOW:
                 continue
-            similarity = F.cosine(vector, dict(zip(c.terms, c.weights, strict=True)))
+            neighbour = neighbour_vectors.get(c.other_id)
+            if neighbour is None:
+                neighbour = dict(zip(c.terms, c.weights, strict=True))
+                neighbour_vectors[c.other_id] = neighbour
+            # The shared terms found in C (set intersection), then a short sum: most of the
+            # ~100 terms of two vectors are not shared.
+            similarity = sum(vector[t] * neighbour[t] for t in terms & neighbour.keys())
             if originals.get(article.article_id) == c.other_id:
                 similarity = 1.0
             story = live(story)
