@@ -70,8 +70,9 @@ async def test_operation_matches_its_golden_result_and_sql(gql: GraphQLRunner, p
 
 @pytest.mark.parametrize("op", COMPILED, ids=lambda op: op.stem)
 async def test_compiled_operation_matches_its_golden_result_and_sql(
-    settings: Settings, db: Database, op: CompiledOperation
+    demo_db: tuple[Settings, Database], op: CompiledOperation
 ) -> None:
+    settings, db = demo_db  # the golden database: nothing other tests commit shows up
     # The statements of the fast path (service.graphql.compiled), next to the general SQL:
     # one per page, after relatedStories' two on the article page.
     args = op.prepare(VARIABLES[op.stem], settings)
