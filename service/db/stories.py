@@ -228,15 +228,12 @@ class ClusterCandidate:
     story_id: int | None
     published_at: datetime
     dated: bool
-    terms: list[int]
-    weights: list[float]
 
 
 # The story of a new article comes from its nearest neighbours in time that share its most
 # telling terms: a few bounded index scans per article, whatever the size of the archive.
 SELECT_CLUSTER_CANDIDATES: Final = """
-SELECT p.article_id, c.article_id AS other_id, s.story_id, s.published_at, s.dated,
-       s.terms, s.weights
+SELECT p.article_id, c.article_id AS other_id, s.story_id, s.published_at, s.dated
 FROM article_signals p
 CROSS JOIN LATERAL (
     SELECT DISTINCT t.article_id
@@ -261,9 +258,16 @@ WHERE p.article_id = ANY($1::bigint[])
 """
 
 
+SELECT_VECTORS: Final = """
+SELECT article_id, terms, weights FROM article_signals WHERE article_id = ANY($1::bigint[])
+"""
+
+
 async def fetch_cluster_candidates(
     w: Writer, article_ids: Sequence[int], terms: int, window: timedelta, per_term: int
-) -> list[ClusterCandidate]:
+) -> tuple[list[ClusterCandidate], dict[int, dict[int, float]]]:
+    """The neighbours of each article, and each distinct neighbour's vector (term → weight):
+    a neighbour of many articles of a batch is sent once."""
     # Fresh postings have no statistics yet, and the planner then reads each term's whole
     # posting range through a bitmap and sorts it (seconds per batch when many articles share
     # terms); the ordered index scan stops after `per_term` rows whatever the statistics say.
@@ -271,7 +275,11 @@ async def fetch_cluster_candidates(
     await w.execute("SET LOCAL enable_bitmapscan = off")
     rows = await w.fetch(SELECT_CLUSTER_CANDIDATES, list(article_ids), terms, window, per_term)
     await w.execute("SET LOCAL enable_bitmapscan = on")
-    return [ClusterCandidate(**r) for r in rows]
+    candidates = [ClusterCandidate(**r) for r in rows]
+    neighbours = sorted({c.other_id for c in candidates})
+    found = await w.fetch(SELECT_VECTORS, neighbours) if neighbours else []
+    vectors = {r["article_id"]: dict(zip(r["terms"], r["weights"], strict=True)) for r in found}
+    return candidates, vectors
 
 
 SELECT_STORY_IDS: Final = """

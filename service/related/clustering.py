@@ -166,7 +166,7 @@ async def _cluster(
     # one wire story cost one lookup).
     copies = {a.article_id: originals[a.article_id] for a in articles if a.article_id in originals}
     stored = await stories.fetch_story_ids(w, list(copies.values())) if copies else {}
-    candidates = await stories.fetch_cluster_candidates(
+    candidates, neighbour_vectors = await stories.fetch_cluster_candidates(
         w,
         [a.article_id for a in articles if a.article_id not in copies],
         CLUSTER_TERMS,
@@ -188,8 +188,6 @@ async def _cluster(
     # A story started in this batch has a placeholder id (negative) until it is created, so
     # later articles of the batch can join it.
     seeds: list[WrittenArticle] = []
-    # A neighbour is a candidate of many articles of a batch: its vector is built once.
-    neighbour_vectors: dict[int, dict[int, float]] = {}
     for article in sorted(articles, key=lambda a: (a.published_at, a.article_id)):
         original = copies.get(article.article_id)
         if original is not None:
@@ -207,10 +205,7 @@ async def _cluster(
             gap = abs(c.published_at - article.published_at)
             if not article.estimated and c.dated and gap > STORY_WINDOW:
                 continue
-            neighbour = neighbour_vectors.get(c.other_id)
-            if neighbour is None:
-                neighbour = dict(zip(c.terms, c.weights, strict=True))
-                neighbour_vectors[c.other_id] = neighbour
+            neighbour = neighbour_vectors.get(c.other_id, {})
             # The shared terms found in C (set intersection), then a short sum: most of the
             # ~100 terms of two vectors are not shared.
             similarity = sum(vector[t] * neighbour[t] for t in terms & neighbour.keys())
