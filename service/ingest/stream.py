@@ -366,7 +366,7 @@ async def ingest_lines(
     finally:
         await reader.aclose()
         # A batch still being stored when the caller stops reading is stopped (its
-        # transaction rolled back): what is stored is what was answered, as before overlap.
+        # transaction rolled back, unless it had already committed: resending is harmless).
         for each in reversed(launched):
             await each.cancel()
 
