@@ -495,7 +495,7 @@ async def _refuse_removed(w: Writer, drafts: list[_Draft]) -> tuple[list[_Draft]
 
 
 async def _write(w: Writer, drafts: list[_Draft], writer: Principal | None) -> list[ItemResult]:
-    drafts, refused = await _refuse_removed(w, drafts)  # takedowns (issue 8)
+    drafts, refused = await _refuse_removed(w, drafts)  # taken-down URLs are refused
     if not drafts:
         return refused
     source_ids = await upsert_sources(w, sorted((d.source for d in drafts), key=lambda s: s.domain))
