@@ -34,6 +34,7 @@ from service.observability import (
     start_tracing,
     tracing_enabled,
 )
+from service.related.lists import running_refresher
 from service.resources import operations_dir
 from service.rest.access import AccessMiddleware
 from service.rest.health import healthz, readyz
@@ -108,6 +109,10 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
                         )
                     )
                 stack.callback(metrics.unwatch_pools, db)
+                # Stored related-stories lists, re-ranked in the background as news arrives.
+                await stack.enter_async_context(
+                    running_refresher(db, settings.related_refresh_percent / 100)
+                )
                 # Objects alive after start-up (modules, the schema) live as long as the
                 # process: moved out of the collector's sight, full collections stop
                 # re-scanning them (measured: p99 of page queries 124 ms → 34 ms).

@@ -138,6 +138,8 @@ class Settings:
     cache_max_age: int = 30
     compiled_operations: bool = True
     response_cache: bool = False
+    # Share of each process's wall time the related-lists refresher may use (0: none).
+    related_refresh_percent: int = 25
     # Operability (docs/operating.md).
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
@@ -203,6 +205,7 @@ class Settings:
             cache_max_age=_int(env, "NEWSGRAPH_CACHE_MAX_AGE", 30, low=0),
             compiled_operations=_bool(env, "NEWSGRAPH_COMPILED_OPERATIONS", True),
             response_cache=_bool(env, "NEWSGRAPH_RESPONSE_CACHE", False),
+            related_refresh_percent=_int(env, "NEWSGRAPH_RELATED_REFRESH_PERCENT", 25, low=0),
             log_level=_choice(
                 env, "NEWSGRAPH_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")
             ),
@@ -225,6 +228,11 @@ class Settings:
             raise ConfigError(
                 "NEWSGRAPH_POOL_MIN_SIZE must not exceed NEWSGRAPH_POOL_MAX_SIZE "
                 f"({self.pool_min_size} > {self.pool_max_size})"
+            )
+        if self.related_refresh_percent > 100:
+            raise ConfigError(
+                "NEWSGRAPH_RELATED_REFRESH_PERCENT must be from 0 to 100, "
+                f"got {self.related_refresh_percent}"
             )
         if self.default_page_size > self.max_page_size:
             raise ConfigError(

@@ -28,6 +28,7 @@ from service.db.pool import Database, connect, open_database
 from service.demo import load_demo
 from service.graphql import build_schema, make_context
 from service.ingest.catalogue import LinkerCache
+from service.related.lists import drain
 from tests.support import app_client, create_database, drop_database
 
 
@@ -66,8 +67,13 @@ async def database_url(server_url: str) -> AsyncIterator[str]:
 
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
+    # No background refresher of related lists: tests drain the log when they mean to.
     return Settings.from_environ(
-        {"DATABASE_URL": database_url, "NEWSGRAPH_DATA_DIR": "/nonexistent"}
+        {
+            "DATABASE_URL": database_url,
+            "NEWSGRAPH_DATA_DIR": "/nonexistent",
+            "NEWSGRAPH_RELATED_REFRESH_PERCENT": "0",
+        }
     )
 
 
@@ -75,6 +81,7 @@ def settings(database_url: str) -> Settings:
 async def db(settings: Settings) -> AsyncIterator[Database]:
     async with open_database(settings) as database:
         await load_demo(database)
+        await drain(database)  # the demo's related lists stored, as a running service has them
         yield database
 
 

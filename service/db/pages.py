@@ -8,8 +8,10 @@ when a request may take this path; a test compares both paths operation by opera
 
 The JSON is `json`, not `jsonb`: jsonb would reorder the keys.
 
-The article page's related stories are found and scored in Python first (as the general path
-does); the statement takes them, in order, as one `json` argument (see `related_json`).
+The article page's related stories come from the article's stored list when it is valid
+(service.related.lists), in the same statement; otherwise they are ranked in Python first (as
+the general path does) and the statement takes them, in order, as one `json` argument
+(see `related_json`).
 """
 
 from __future__ import annotations
@@ -163,8 +165,20 @@ SELECT json_build_object('entity', (SELECT json_build_object(
 SELECT_ENTITY_PAGE_JSON: Final = _entity_page_sql(after=False)
 SELECT_ENTITY_PAGE_AFTER_JSON: Final = _entity_page_sql(after=True)
 
+# The document asks `relatedStories(first: 5)` with default arguments.
+ARTICLE_PAGE_RELATED: Final = 5
+
+# $2: the related items ranked online (`related_json`), or NULL for the article's stored
+# list, when valid (see service.related.lists); without one the statement answers NULL and
+# the caller ranks online.
 SELECT_ARTICLE_PAGE_JSON: Final = f"""
-SELECT json_build_object('article', (SELECT json_build_object(
+WITH rel AS (
+    SELECT coalesce($2::text::json, (
+        SELECT l.items FROM related_lists l
+        WHERE l.article_id = $1
+          AND NOT EXISTS (SELECT 1 FROM related_refresh q WHERE q.article_id = $1))) AS items
+)
+SELECT CASE WHEN rel.items IS NOT NULL THEN json_build_object('article', (SELECT json_build_object(
     'id', {_gid("Article", "a.id")}, 'title', a.title, 'summary', a.summary, 'body', a.body,
     'url', a.url, 'canonicalUrl', a.canonical_url, 'publishedAt', {_iso("a.published_at")},
     'publishedAtEstimated', a.published_at_estimated, 'updatedAt', {_iso("a.updated_at")},
@@ -216,10 +230,11 @@ SELECT json_build_object('article', (SELECT json_build_object(
                         (SELECT rd.entity_id FROM entity_redirects rd
                          WHERE rd.old_id = k.id::bigint), k.id::bigint)), '[]'::json)))
             ORDER BY r.i)
-        FROM json_array_elements($2::text::json) WITH ORDINALITY r(item, i)
+        FROM json_array_elements(rel.items) WITH ORDINALITY r(item, i)
         JOIN articles c ON c.id = (r.item ->> 0)::bigint
-        JOIN sources cs ON cs.id = c.source_id), '[]'::json)
-) FROM articles a WHERE a.id = $1))::text"""
+        JOIN sources cs ON cs.id = c.source_id
+        WHERE r.i <= {ARTICLE_PAGE_RELATED}), '[]'::json)
+) FROM articles a WHERE a.id = $1))::text END FROM rel"""
 
 
 async def feed_json(db: Database, first: int, after: tuple[datetime, int] | None) -> str:
@@ -251,6 +266,8 @@ def related_json(items: Sequence[RelatedItem]) -> str:
     return json.dumps(rows, separators=(",", ":"))
 
 
-async def article_page_json(db: Database, article_id: int, related: str) -> str:
-    """`data` of the ArticlePage operation; `related` from `related_json`."""
-    return str(await db.fetchval_planned(SELECT_ARTICLE_PAGE_JSON, article_id, related))
+async def article_page_json(db: Database, article_id: int, related: str | None) -> str | None:
+    """`data` of the ArticlePage operation; `related` from `related_json`, or None for the
+    stored list (then None when the article has no valid one)."""
+    page = await db.fetchval_planned(SELECT_ARTICLE_PAGE_JSON, article_id, related)
+    return None if page is None else str(page)

@@ -1,5 +1,5 @@
 """Compiled operations: the hottest trusted documents answered by one SQL statement each
-(the article page: after the two of `find_related` for its related stories).
+(the article page: when its related stories are stored; see `_run_article_page`).
 
 strawberry spends 7-22 ms of CPU per page request completing values field by field; the
 same JSON built by PostgreSQL costs well under a millisecond of Python. For the operations
@@ -7,8 +7,9 @@ in `COMPILED` (the feed, the entity page, the article page), a pure-ASGI layer i
 the GraphQL view recognises the document (by its sha256, sent as a persisted query or as
 the exact text), checks the variables, costs and charges the request as `QueryCost` does,
 and answers `{"data": <JSON from service.db.pages>, "extensions": {"cost": …}}`. The article
-page's `relatedStories` are scored in Python (`service.related.find_related`, as the general
-path scores them); the page statement takes the ordered items and builds their JSON.
+page's `relatedStories` come from the article's stored list (service.related.lists) in the
+same statement; without a valid one they are ranked online as the general path ranks them
+(`find_related`) and the page statement takes the ordered items and builds their JSON.
 
 Anything it is not sure about goes to the general path unchanged: another document, an
 operation name that does not match, variables of an unexpected shape or value (a bad
@@ -143,11 +144,16 @@ _ARTICLE_PAGE_RELATED: Final = related_query(5, 30, False, False, None, None)
 
 async def _run_article_page(db: Database, args: Args) -> str:
     (article_id,) = args
-    # The related items as the general path finds them (its two statements: signals and
-    # candidates, scored in Python), then the page with them in one statement.
+    # One statement with the article's stored related list; without a valid one, the items
+    # as the general path ranks them online (two statements), then the page with them.
+    page = await pages.article_page_json(db, article_id, None)
+    if page is not None:
+        return page
     found = await find_related(db, [article_id], _ARTICLE_PAGE_RELATED)
     related = pages.related_json(found.get(article_id, []))
-    return await pages.article_page_json(db, article_id, related)
+    page = await pages.article_page_json(db, article_id, related)
+    assert page is not None  # with items given, the statement always answers
+    return page
 
 
 COMPILED: Final = (
@@ -171,7 +177,8 @@ COMPILED: Final = (
         "2ad977180a80b38f75da8578ebed4d58dc3d9be133da8becf0e49b9bd15ad20b",
         _prepare_article_page,
         _run_article_page,
-        statements=3,  # relatedStories' two, then the page
+        # 1 with a valid stored related list; else the page, relatedStories' two, the page again
+        statements=4,
     ),
 )
 

@@ -25,7 +25,8 @@ from service.db.records import (
 )
 from service.db.search import SearchConfigs
 from service.db.stories import ArticleRelations, StoryRecord
-from service.related.find_related import RelatedItem, RelatedQuery, find_related
+from service.related.find_related import RelatedItem, RelatedQuery
+from service.related.lists import related_stories
 
 __all__ = ["Loaders", "PageKey", "PageRows", "StoryPageKey"]
 
@@ -64,7 +65,7 @@ class Loaders:
             groups[query].append(article_id)
         found: dict[tuple[int, RelatedQuery], list[RelatedItem]] = {}
         for query, ids in groups.items():
-            for article_id, items in (await find_related(self.db, ids, query)).items():
+            for article_id, items in (await related_stories(self.db, ids, query)).items():
                 found[(article_id, query)] = items
         return [found.get(key, []) for key in keys]
 

@@ -45,7 +45,8 @@ from service.errors import BadInput, LimitExceeded, NewsgraphError
 from service.ids import decode_id, decode_typed_id
 from service.ingest.normalize import canonicalize_url, parse_published_at
 from service.ingest.pipeline import ENTITY_KINDS
-from service.related.find_related import RelatedQuery, find_related
+from service.related.find_related import RelatedQuery
+from service.related.lists import related_stories
 from service.rest.shapes import (
     articles_json,
     connection,
@@ -365,7 +366,7 @@ async def related(request: Request) -> Response:
         raise LimitExceeded(f"`limit` must be from 1 to {MAX_RELATED}, got {first}")
     db: Database = request.state.db
     query = RelatedQuery(first=first, window_days=_window_days(request))
-    items = (await find_related(db, [record.id], query)).get(record.id, [])
+    items = (await related_stories(db, [record.id], query)).get(record.id, [])
     found = await fetch_articles_by_ids(db, [item.article_id for item in items])
     shown = [item for item in items if item.article_id in found]
     named = await entities.fetch_entities_by_ids(

@@ -1,74 +1,10 @@
-SELECT article_id, source_id, published_at, dated, story_id, duplicate_of, terms, weights
-FROM article_signals WHERE article_id = ANY($1::bigint[])
-;
-WITH parents AS (
-    SELECT s.*, coalesce(s.duplicate_of, s.article_id) AS dup_root,
-           ARRAY(SELECT ae.entity_id FROM article_entities ae WHERE ae.article_id = s.article_id
-                 ORDER BY ae.salience DESC, ae.entity_id LIMIT $5) AS entity_ids
-    FROM article_signals s WHERE s.article_id = ANY($1::bigint[])
-),
-found AS (
-    SELECT p.article_id AS parent, c.article_id
-    FROM parents p
-    CROSS JOIN LATERAL (
-        SELECT t.article_id, sum(q.weight) AS hits
-        FROM unnest(p.terms[1:$2], p.weights[1:$2]) AS q(term, weight)
-        CROSS JOIN LATERAL (
-            (SELECT a.article_id FROM article_terms a
-             WHERE a.term = q.term
-               AND (a.published_at, a.article_id) > (p.published_at, p.article_id)
-               AND a.published_at <= p.published_at + $3::interval
-             ORDER BY a.published_at, a.article_id LIMIT $4)
-            UNION ALL
-            (SELECT a.article_id FROM article_terms a
-             WHERE a.term = q.term
-               AND (a.published_at, a.article_id) < (p.published_at, p.article_id)
-               AND a.published_at >= p.published_at - $3::interval
-             ORDER BY a.published_at DESC, a.article_id DESC LIMIT $4)
-        ) t
-        GROUP BY t.article_id ORDER BY hits DESC, t.article_id LIMIT $6
-    ) c
-    UNION
-    SELECT p.article_id, m.article_id
-    FROM parents p
-    CROSS JOIN LATERAL (
-        SELECT m.article_id FROM article_signals m
-        WHERE m.story_id = p.story_id
-          AND m.published_at >= p.published_at - $3::interval
-          AND m.published_at <= p.published_at + $3::interval
-        ORDER BY m.published_at DESC, m.article_id DESC LIMIT $4
-    ) m
-    UNION
-    SELECT p.article_id, d.article_id
-    FROM parents p
-    CROSS JOIN LATERAL (
-        SELECT d.article_id FROM article_signals d
-        WHERE d.duplicate_of = p.dup_root OR d.article_id = p.dup_root LIMIT $4
-    ) d
-    UNION
-    SELECT p.article_id, e.article_id
-    FROM parents p
-    CROSS JOIN LATERAL unnest(p.entity_ids) AS pe(entity_id)
-    CROSS JOIN LATERAL (
-        SELECT ae.article_id FROM article_entities ae
-        WHERE ae.entity_id = pe.entity_id
-          AND ae.published_at >= p.published_at - $3::interval
-          AND ae.published_at <= p.published_at + $3::interval
-        ORDER BY ae.published_at DESC, ae.article_id DESC LIMIT $7
-    ) e
+WITH rel AS (
+    SELECT coalesce($2::text::json, (
+        SELECT l.items FROM related_lists l
+        WHERE l.article_id = $1
+          AND NOT EXISTS (SELECT 1 FROM related_refresh q WHERE q.article_id = $1))) AS items
 )
-SELECT f.parent, s.article_id, s.source_id, s.language, s.published_at, s.dated, s.story_id,
-       s.duplicate_of, s.terms, s.weights,
-       ARRAY(SELECT ae.entity_id FROM article_entities ae
-             WHERE ae.article_id = s.article_id AND ae.entity_id = ANY(p.entity_ids)
-             ORDER BY ae.entity_id) AS shared_entities
-FROM found f
-JOIN parents p ON p.article_id = f.parent
-JOIN article_signals s ON s.article_id = f.article_id
-WHERE s.article_id <> f.parent AND NOT s.exclude_from_related
-  AND s.published_at BETWEEN p.published_at - $3::interval AND p.published_at + $3::interval
-;
-SELECT json_build_object('article', (SELECT json_build_object(
+SELECT CASE WHEN rel.items IS NOT NULL THEN json_build_object('article', (SELECT json_build_object(
     'id', rtrim(translate(encode(convert_to('Article:' || a.id, 'UTF8'), 'base64'), E'+/\n', '-_'), '='), 'title', a.title, 'summary', a.summary, 'body', a.body,
     'url', a.url, 'canonicalUrl', a.canonical_url, 'publishedAt', (to_char(a.published_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS') || CASE WHEN extract(microseconds FROM a.published_at) % 1000000 = 0 THEN '' ELSE to_char(a.published_at AT TIME ZONE 'UTC', '.US') END || '+00:00'),
     'publishedAtEstimated', a.published_at_estimated, 'updatedAt', (to_char(a.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS') || CASE WHEN extract(microseconds FROM a.updated_at) % 1000000 = 0 THEN '' ELSE to_char(a.updated_at AT TIME ZONE 'UTC', '.US') END || '+00:00'),
@@ -120,7 +56,8 @@ SELECT json_build_object('article', (SELECT json_build_object(
                         (SELECT rd.entity_id FROM entity_redirects rd
                          WHERE rd.old_id = k.id::bigint), k.id::bigint)), '[]'::json)))
             ORDER BY r.i)
-        FROM json_array_elements($2::text::json) WITH ORDINALITY r(item, i)
+        FROM json_array_elements(rel.items) WITH ORDINALITY r(item, i)
         JOIN articles c ON c.id = (r.item ->> 0)::bigint
-        JOIN sources cs ON cs.id = c.source_id), '[]'::json)
-) FROM articles a WHERE a.id = $1))::text
+        JOIN sources cs ON cs.id = c.source_id
+        WHERE r.i <= 5), '[]'::json)
+) FROM articles a WHERE a.id = $1))::text END FROM rel

@@ -1,0 +1,138 @@
+"""SQL of stored related-stories lists and their refresh log (migration 0007).
+
+A list is served only while no row for its article waits in `related_refresh`; triggers on
+`article_signals` append those rows; a refresher (service/related/lists.py) claims some
+(SKIP LOCKED), computes their lists, and deletes the rows in the transaction that stores them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Final
+
+from service.db.pool import Database, Writer
+
+__all__ = [
+    "Claim",
+    "ListRow",
+    "claim",
+    "enqueue",
+    "fetch_item_ids",
+    "fetch_valid_lists",
+    "queue_depth",
+    "release",
+    "store_lists",
+]
+
+SELECT_VALID_LISTS: Final = """
+SELECT l.article_id, l.items::text AS items FROM related_lists l
+WHERE l.article_id = ANY($1::bigint[])
+  AND NOT EXISTS (SELECT 1 FROM related_refresh q WHERE q.article_id = l.article_id)
+"""
+
+
+async def fetch_valid_lists(db: Database, ids: Sequence[int]) -> dict[int, str]:
+    """The stored lists (JSON text) of those articles that have a valid one."""
+    rows = await db.fetch(SELECT_VALID_LISTS, list(ids))
+    return {r["article_id"]: r["items"] for r in rows}
+
+
+# Oldest rows first; rows another refresher holds are skipped, never waited for, and a claim
+# older than CLAIM_TIMEOUT (its refresher died) is taken over.
+CLAIM_TIMEOUT: Final = timedelta(minutes=2)
+CLAIM: Final = """
+UPDATE related_refresh SET claimed_at = now() WHERE seq IN (
+    SELECT seq FROM related_refresh
+    WHERE claimed_at IS NULL OR claimed_at < now() - $2::interval
+    ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED
+)
+RETURNING seq, article_id, cascade
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    seqs: list[int]
+    articles: dict[int, bool]  # article id -> whether to cascade (any of its rows says so)
+
+
+async def claim(db: Database, limit: int) -> Claim:
+    """Mark up to `limit` log rows as taken (committed at once; `release` deletes them)."""
+    async with db.transaction() as w:
+        rows = await w.fetch(CLAIM, limit, CLAIM_TIMEOUT)
+    articles: dict[int, bool] = {}
+    for r in rows:
+        articles[r["article_id"]] = articles.get(r["article_id"], False) or r["cascade"]
+    return Claim(sorted(r["seq"] for r in rows), articles)
+
+
+RELEASE: Final = "DELETE FROM related_refresh WHERE seq = ANY($1::bigint[])"
+
+
+async def release(w: Writer, claimed: Claim) -> None:
+    """Delete the claimed rows (in the transaction that stores their lists)."""
+    await w.execute(RELEASE, claimed.seqs)
+
+
+SELECT_ITEM_IDS: Final = """
+SELECT article_id, item_ids FROM related_lists WHERE article_id = ANY($1::bigint[])
+"""
+
+
+async def fetch_item_ids(w: Writer, ids: Sequence[int]) -> dict[int, list[int]]:
+    """The articles named in the current lists of `ids` (valid or not)."""
+    rows = await w.fetch(SELECT_ITEM_IDS, list(ids))
+    return {r["article_id"]: list(r["item_ids"]) for r in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class ListRow:
+    article_id: int
+    items: str  # JSON text
+    item_ids: list[int]
+
+
+UPSERT_LISTS: Final = """
+INSERT INTO related_lists AS l (article_id, items, item_ids, computed_at)
+SELECT x.article_id, x.items::json, x.item_ids::bigint[], now()
+FROM unnest($1::bigint[], $2::text[], $3::text[]) AS x(article_id, items, item_ids)
+ORDER BY x.article_id
+ON CONFLICT (article_id) DO UPDATE SET
+    items = EXCLUDED.items, item_ids = EXCLUDED.item_ids, computed_at = EXCLUDED.computed_at
+"""
+DELETE_LISTS: Final = "DELETE FROM related_lists WHERE article_id = ANY($1::bigint[])"
+
+
+async def store_lists(w: Writer, rows: Sequence[ListRow], gone: Sequence[int]) -> None:
+    """Replace the lists of `rows` (in id order: concurrent refreshers cannot deadlock) and
+    drop those of `gone` (articles without signals: taken down, or not indexed)."""
+    rows = sorted(rows, key=lambda r: r.article_id)
+    if rows:
+        await w.execute(
+            UPSERT_LISTS,
+            [r.article_id for r in rows],
+            [r.items for r in rows],
+            ["{" + ",".join(map(str, r.item_ids)) + "}" for r in rows],
+        )
+    if gone:
+        await w.execute(DELETE_LISTS, sorted(gone))
+
+
+ENQUEUE: Final = """
+INSERT INTO related_refresh (article_id, cascade)
+SELECT x, $2 FROM unnest($1::bigint[]) AS x ORDER BY x
+"""
+
+
+async def enqueue(w: Writer, ids: Sequence[int], *, cascade: bool) -> None:
+    if ids:
+        await w.execute(ENQUEUE, sorted(set(ids)), cascade)
+
+
+SELECT_DEPTH: Final = "SELECT count(*) FROM related_refresh"
+
+
+async def queue_depth(db: Database) -> int:
+    return int(await db.fetchval(SELECT_DEPTH))

@@ -1,0 +1,178 @@
+"""Related stories served from stored lists, refreshed in the background.
+
+Ranking an article's related stories online costs two statements and ~1.5 ms of Python
+(`find_related`); an article page is read far more often than its neighbourhood changes. So
+each article's list for the default arguments (`windowDays` 30, no filters) is stored, up to
+`LIST_SIZE` items, exactly as `find_related` ranks it, and served while it is valid: while no
+row for the article waits in the refresh log (migration 0007). Triggers on `article_signals`
+append those rows when an article is indexed or changes (and it may then enter or leave the
+lists of the articles in its old and new lists: the refresher re-ranks those too, the
+"cascade"), and when an article is taken down or excluded (every list naming it). Other
+arguments, and articles whose list is missing or stale, are ranked online: an answer is
+always either a valid stored list or the online ranking.
+
+`Refresher` works the log in each server process, in batches, using at most `share` of the
+wall time; `drain` works it to the end (tests, benches, `newsgraph related-lists`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Final
+
+from service.db import related_lists
+from service.db.pool import Database
+from service.errors import ServiceUnavailable
+from service.related.find_related import RelatedItem, RelatedQuery, find_related
+
+__all__ = [
+    "LIST_QUERY",
+    "LIST_SIZE",
+    "Refresher",
+    "decode_items",
+    "drain",
+    "encode_items",
+    "refresh_once",
+    "related_stories",
+    "running_refresher",
+    "stored_query",
+]
+
+log = logging.getLogger(__name__)
+
+LIST_SIZE: Final = 20
+LIST_WINDOW_DAYS: Final = 30
+LIST_QUERY: Final = RelatedQuery(first=LIST_SIZE, window_days=LIST_WINDOW_DAYS)
+REFRESH_BATCH: Final = 100
+
+
+def stored_query(query: RelatedQuery) -> bool:
+    """Whether a stored list answers `query` (its first `query.first` items)."""
+    return (
+        query.first <= LIST_SIZE
+        and query.window_days == LIST_WINDOW_DAYS
+        and not (query.include_same_source or query.include_duplicates)
+        and not (query.exclude or query.languages)
+    )
+
+
+def encode_items(items: Sequence[RelatedItem]) -> str:
+    """`[article id, score, text similarity, time gap, relation, [entity ids], source id]`
+    per item: the article page's statement reads the first six as they are."""
+    rows = [
+        [i.article_id, i.score, i.text_similarity, i.time_gap_hours, i.relation,
+         list(i.shared_entities), i.source_id]
+        for i in items
+    ]  # fmt: skip
+    return json.dumps(rows, separators=(",", ":"))
+
+
+def decode_items(text: str) -> list[RelatedItem]:
+    return [
+        RelatedItem(
+            article_id=a, score=s, text_similarity=t, time_gap_hours=g, relation=r,
+            shared_entities=tuple(e), source_id=src,
+        )
+        for a, s, t, g, r, e, src in json.loads(text)
+    ]  # fmt: skip
+
+
+async def related_stories(
+    db: Database, parents: Sequence[int], query: RelatedQuery
+) -> dict[int, list[RelatedItem]]:
+    """Each parent's related items: its valid stored list when `query` allows, else online."""
+    found: dict[int, list[RelatedItem]] = {}
+    if stored_query(query):
+        for article_id, text in (await related_lists.fetch_valid_lists(db, parents)).items():
+            found[article_id] = decode_items(text)[: query.first]
+    missing = [p for p in parents if p not in found]
+    if missing:
+        found.update(await find_related(db, missing, query))
+    return found
+
+
+async def refresh_once(db: Database, limit: int = REFRESH_BATCH) -> int:
+    """Re-rank the articles of up to `limit` log rows; the number of rows done (0: none left)."""
+    claimed = await related_lists.claim(db, limit)
+    if not claimed.seqs:
+        return 0
+    ids = sorted(claimed.articles)
+    # Ranked on committed data, before the transaction that stores them: an article written
+    # meanwhile has a newer log row, so its list stays invalid until that one is done.
+    found = await find_related(db, ids, LIST_QUERY)
+    async with db.transaction() as w:
+        cascading = [i for i in ids if claimed.articles[i]]
+        before = await related_lists.fetch_item_ids(w, cascading)
+        rows = [
+            related_lists.ListRow(i, encode_items(items), [x.article_id for x in items])
+            for i, items in found.items()
+        ]
+        await related_lists.store_lists(w, rows, [i for i in ids if i not in found])
+        touched = set(ids)
+        neighbours = {
+            n
+            for i in cascading
+            for n in (*before.get(i, ()), *(x.article_id for x in found.get(i, ())))
+            if n not in touched
+        }
+        await related_lists.enqueue(w, sorted(neighbours), cascade=False)
+        await related_lists.release(w, claimed)
+    return len(claimed.seqs)
+
+
+async def drain(db: Database, limit: int = REFRESH_BATCH) -> int:
+    """Work the log until it is empty; the number of rows done."""
+    done = 0
+    while n := await refresh_once(db, limit):
+        done += n
+    return done
+
+
+class Refresher:
+    """Works the refresh log in the background, at most `share` of the wall time."""
+
+    def __init__(
+        self, db: Database, *, share: float, batch: int = REFRESH_BATCH, idle: float = 1.0
+    ) -> None:
+        self._db = db
+        self._share = share
+        self._batch = batch
+        self._idle = idle
+
+    async def run(self) -> None:
+        while True:
+            started = time.perf_counter()
+            try:
+                done = await refresh_once(self._db, self._batch)
+            except ServiceUnavailable:
+                done = 0
+                await asyncio.sleep(5 * self._idle)
+            except Exception:
+                log.exception("related lists: refresh failed")
+                done = 0
+                await asyncio.sleep(5 * self._idle)
+            if not done:
+                await asyncio.sleep(self._idle)
+                continue
+            spent = time.perf_counter() - started
+            await asyncio.sleep(spent * (1 / self._share - 1))
+
+
+@contextlib.asynccontextmanager
+async def running_refresher(db: Database, share: float) -> AsyncIterator[None]:
+    """The background refresher for the lifetime of the context (none when `share` is 0)."""
+    if share <= 0:
+        yield
+        return
+    task = asyncio.create_task(Refresher(db, share=share).run(), name="related-lists")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -1,0 +1,196 @@
+"""Stored related lists: computed by the online ranking, served while valid, refreshed when
+the neighbourhood changes, and never served stale after a takedown or an exclusion."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import replace
+from typing import Any
+
+import orjson
+import pytest
+
+from service.config import ConfigError, Settings
+from service.db import related_lists
+from service.db.pool import Database, track_statements
+from service.db.stories import set_exclude_from_related
+from service.db.takedowns import remove_articles
+from service.graphql.compiled import COMPILED
+from service.ids import decode_typed_id, encode_id
+from service.ingest.pipeline import ingest_batch
+from service.related import lists
+from service.related.find_related import RelatedQuery, find_related
+from service.resources import operations_dir
+from tests.conftest import GraphQLRunner
+from tests.related.test_related_stories import ARTICLES, ICELAND_2, RELATED, _item
+from tests.support import app_client
+
+NEWCOMER = _item(
+    40,
+    "reykjavik.example",
+    "Grindavik eruption: lava reaches the town's defences in Iceland",
+    ICELAND_2 + " The Blue Lagoon stays shut.",
+    "2024-12-19T12:00:00Z",
+)
+
+
+async def _ingest(db: Database, items: list[dict[str, Any]]) -> list[int]:
+    results = await ingest_batch(db, items)
+    assert all(r.status == "CREATED" for r in results), results
+    return [r.article_id for r in results if r.article_id is not None]
+
+
+async def _queued(db: Database, ids: list[int]) -> set[int]:
+    rows = await db.fetch(
+        "SELECT DISTINCT article_id FROM related_refresh WHERE article_id = ANY($1::bigint[])", ids
+    )
+    return {r["article_id"] for r in rows}
+
+
+async def _stored(db: Database, article_id: int) -> list[int]:
+    text = (await related_lists.fetch_valid_lists(db, [article_id])).get(article_id)
+    assert text is not None, f"no valid list for {article_id}"
+    return [i.article_id for i in lists.decode_items(text)]
+
+
+async def test_indexing_queues_and_the_refresher_stores_the_online_ranking(
+    write_db: Database,
+) -> None:
+    ids = await _ingest(write_db, ARTICLES)
+    assert await _queued(write_db, ids) == set(ids)  # in the ingest's own transaction
+    assert await related_lists.fetch_valid_lists(write_db, ids) == {}
+    online = await find_related(write_db, ids, lists.LIST_QUERY)
+    assert await lists.drain(write_db) > 0
+    assert await _queued(write_db, ids) == set()
+    stored = await related_lists.fetch_valid_lists(write_db, ids)
+    assert set(stored) == set(ids)
+    for article_id in ids:
+        assert lists.decode_items(stored[article_id]) == online[article_id]
+    # Any first up to the stored size is a prefix; other arguments are ranked online.
+    for query in (RelatedQuery(first=1, window_days=30), RelatedQuery(first=5, window_days=30)):
+        served = await lists.related_stories(write_db, ids, query)
+        assert served == await find_related(write_db, ids, query)
+    wide = RelatedQuery(first=5, window_days=400, include_same_source=True)
+    with track_statements() as log:
+        await lists.related_stories(write_db, ids[:1], wide)
+    assert log.count == 2  # signals and candidates: no stored-list lookup for these arguments
+
+
+async def test_a_new_neighbour_enters_the_lists_once_refreshed(write_db: Database) -> None:
+    ids = await _ingest(write_db, ARTICLES)
+    await lists.drain(write_db)
+    assert NEWCOMER["url"] not in await _stored(write_db, ids[0])
+    (new,) = await _ingest(write_db, [NEWCOMER])
+    # Its own refresh cascades to the articles of its list, which go stale until re-ranked.
+    await lists.refresh_once(write_db)
+    assert ids[0] in await _queued(write_db, [ids[0]])
+    assert ids[0] not in await related_lists.fetch_valid_lists(write_db, [ids[0]])
+    query = RelatedQuery(first=5, window_days=30)
+    meanwhile = (await lists.related_stories(write_db, [ids[0]], query))[ids[0]]
+    assert new in [i.article_id for i in meanwhile]  # ranked online until then
+    await lists.drain(write_db)
+    assert new in await _stored(write_db, ids[0])
+    assert (await lists.related_stories(write_db, [ids[0]], query))[ids[0]] == meanwhile
+
+
+async def test_takedowns_and_exclusions_invalidate_the_lists_naming_them(
+    write_db: Database,
+) -> None:
+    ids = await _ingest(write_db, ARTICLES)
+    await lists.drain(write_db)
+    gone, hidden = (await _stored(write_db, ids[0]))[:2]
+    await remove_articles(write_db, [gone], "legal", removed_by=None)
+    # Stale at once, in the takedown's transaction: never served naming a removed article.
+    assert await related_lists.fetch_valid_lists(write_db, [ids[0]]) == {}
+    assert (
+        await write_db.fetchval("SELECT count(*) FROM related_lists WHERE article_id = $1", gone)
+        == 0
+    )
+    await lists.drain(write_db)
+    assert gone not in await _stored(write_db, ids[0])
+    assert await set_exclude_from_related(write_db, hidden, True)
+    assert await related_lists.fetch_valid_lists(write_db, [ids[0]]) == {}
+    await lists.drain(write_db)
+    assert hidden not in await _stored(write_db, ids[0])
+    assert await set_exclude_from_related(write_db, hidden, False)
+    await lists.drain(write_db)
+    assert hidden in await _stored(write_db, ids[0])
+
+
+async def test_claims_are_disjoint_and_an_abandoned_claim_is_taken_over(
+    write_db: Database,
+) -> None:
+    await lists.drain(write_db)  # rows other tests committed (rolled back with this test)
+    ids = await _ingest(write_db, ARTICLES)
+    first = await related_lists.claim(write_db, 4)
+    second = await related_lists.claim(write_db, 100)
+    assert first.seqs
+    assert second.seqs
+    assert not set(first.seqs) & set(second.seqs)
+    assert await related_lists.claim(write_db, 100) == related_lists.Claim([], {})
+    # A refresher that died holding `first`: its rows stay queued (lists invalid), and are
+    # taken again once the claim is old.
+    assert await _queued(write_db, ids) == set(ids)
+    await write_db.fetchval(
+        "UPDATE related_refresh SET claimed_at = now() - interval '1 hour' "
+        "WHERE seq = ANY($1::bigint[]) RETURNING 1",
+        first.seqs,
+    )
+    again = await related_lists.claim(write_db, 100)
+    assert sorted(again.seqs) == first.seqs
+
+
+async def test_the_compiled_article_page_reads_the_stored_list_in_one_statement(
+    gql_write: GraphQLRunner, settings: Settings, write_db: Database
+) -> None:
+    ids = await _ingest(write_db, ARTICLES)
+    op = next(op for op in COMPILED if op.stem == "article_page")
+    document = (operations_dir() / "article_page.graphql").read_text(encoding="utf-8")
+    variables = {"id": encode_id("Article", ids[0])}
+    args = op.prepare(variables, settings)
+    assert args is not None
+    with track_statements() as log:
+        online = orjson.loads(await op.run(write_db, args))
+    assert log.count == 4  # no valid list: the page, signals, candidates, the page again
+    assert online == await gql_write.data(document, **variables)
+    await lists.drain(write_db)
+    with track_statements() as log:
+        stored = orjson.loads(await op.run(write_db, args))
+    assert log.count == 1
+    assert stored == online == await gql_write.data(document, **variables)
+    assert stored["article"]["relatedStories"]
+    general = await gql_write.data(RELATED, id=variables["id"])
+    assert [r["article"]["id"] for r in stored["article"]["relatedStories"]] == [
+        r["article"]["id"] for r in general["article"]["relatedStories"]
+    ]
+
+
+async def test_the_running_service_refreshes_in_the_background(
+    settings: Settings, db: Database
+) -> None:
+    background = replace(settings, related_refresh_percent=50)
+    item = _item(
+        int(time.time() * 1000) % 10**9, "background.example", "Background refresh check",
+        ARTICLES[0]["body"], "2024-12-18T22:00:00Z",
+    )  # fmt: skip
+    async with app_client(background, db) as http:
+        response = await http.post(
+            "/v1/ingest",
+            content=orjson.dumps(item) + b"\n",
+            headers={"content-type": "application/x-ndjson"},
+        )
+        assert response.status_code == 200, response.text
+        (line,) = response.text.splitlines()
+        article_id = decode_typed_id(orjson.loads(line)["id"], "Article")
+        deadline = time.monotonic() + 20
+        while article_id not in await related_lists.fetch_valid_lists(db, [article_id]):
+            assert time.monotonic() < deadline, "the background refresher did not store it"
+            await asyncio.sleep(0.1)
+    await remove_articles(db, [article_id], "test cleanup", removed_by=None)
+
+
+@pytest.mark.parametrize("percent", ["-1", "101", "x"])
+def test_refresh_share_must_be_a_percentage(percent: str) -> None:
+    with pytest.raises(ConfigError, match="NEWSGRAPH_RELATED_REFRESH_PERCENT"):
+        Settings.from_environ({"NEWSGRAPH_RELATED_REFRESH_PERCENT": percent})
