@@ -9,7 +9,9 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import asyncpg
@@ -17,12 +19,13 @@ import uvicorn
 
 from service.apikey_cli import add_apikey_parser
 from service.config import ConfigError, Settings
-from service.db import migrate
+from service.db import migrate, related_lists
 from service.db.embedded import EmbeddedPostgres, EmbeddedPostgresError
 from service.db.pool import open_database
 from service.graphql import export_sdl
 from service.ingest_cli import add_ingest_parser
 from service.observability import configure_logging, logging_config
+from service.related.lists import refresh_once
 
 __all__ = ["main"]
 
@@ -124,6 +127,34 @@ def cmd_export_schema(args: argparse.Namespace, settings: Settings | None) -> in
     return 0
 
 
+async def _refresh_related(settings: Settings, concurrency: int) -> int:
+    async with open_database(settings) as db:
+        total = await related_lists.queue_depth(db)
+        log.info("related lists: %d log rows to work", total)
+        started = reported = time.monotonic()
+        done = 0
+
+        async def worker() -> None:
+            nonlocal done, reported
+            while n := await refresh_once(db):
+                done += n
+                now = time.monotonic()
+                if now - reported >= 5:
+                    reported = now
+                    log.info("related lists: %d rows done, %.0f/s", done, done / (now - started))
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return done
+
+
+def cmd_refresh_related(args: argparse.Namespace, settings: Settings) -> int:
+    """Work the related-lists refresh log to the end (after an upgrade or a backfill)."""
+    with database_url(settings) as dsn:
+        done = asyncio.run(_refresh_related(replace(settings, database_url=dsn), args.concurrency))
+        log.info("related lists: done, %d log rows worked", done)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="newsgraph", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -147,6 +178,14 @@ def build_parser() -> argparse.ArgumentParser:
     migrate_cmd.set_defaults(handler=cmd_migrate)
     add_ingest_parser(commands)
     add_apikey_parser(commands)
+    refresh = commands.add_parser(
+        "refresh-related",
+        help="compute the stored related-stories lists now (what servers do in the background)",
+    )
+    refresh.add_argument(
+        "--concurrency", type=int, default=2, help="batches in flight at once (default 2)"
+    )
+    refresh.set_defaults(handler=cmd_refresh_related)
     export = commands.add_parser("export-schema", help="print the GraphQL SDL")
     export.add_argument("--output", "-o", help="write to this file instead of stdout")
     export.set_defaults(handler=cmd_export_schema)

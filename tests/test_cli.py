@@ -16,7 +16,11 @@ import httpx
 import pytest
 
 from service.cli import main
-from service.db.migrate import head_revision
+from service.config import Settings
+from service.db import related_lists
+from service.db.migrate import head_revision, upgrade
+from service.db.pool import open_database
+from service.demo import load_demo
 from service.graphql import export_sdl
 from tests.support import create_database, drop_database, free_port
 
@@ -37,6 +41,32 @@ async def test_migrate_brings_a_database_to_head(
         conn = await asyncpg.connect(url)
         try:
             assert await conn.fetchval("SELECT version_num FROM alembic_version") == head_revision()
+        finally:
+            await conn.close()
+    finally:
+        await drop_database(server_url, name)
+
+
+async def test_refresh_related_works_the_log_to_the_end(
+    server_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = f"newsgraph_cli_refresh_{os.getpid()}"
+    url = await create_database(server_url, name)
+    try:
+        await asyncio.to_thread(upgrade, url)
+        settings = Settings.from_environ({"DATABASE_URL": url})
+        async with open_database(settings) as db:
+            await load_demo(db)
+            queued = await related_lists.queue_depth(db)
+        assert queued > 0
+        monkeypatch.setenv("DATABASE_URL", url)
+        assert await asyncio.to_thread(main, ["refresh-related", "--concurrency", "3"]) == 0
+        conn = await asyncpg.connect(url)
+        try:
+            assert await conn.fetchval("SELECT count(*) FROM related_refresh") == 0
+            assert await conn.fetchval("SELECT count(*) FROM related_lists") == (
+                await conn.fetchval("SELECT count(*) FROM article_signals")
+            )
         finally:
             await conn.close()
     finally:

@@ -134,8 +134,29 @@ async def ensure_database(dsn: str, articles: int, regenerate: bool) -> None:
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute((HERE / "postgraphile.sql").read_text())
+        missing = await conn.fetchval(
+            "SELECT count(*) FROM articles a "
+            "WHERE NOT EXISTS (SELECT 1 FROM article_signals s WHERE s.article_id = a.id)"
+        )
     finally:
         await conn.close()
+    # The article page's relatedStories need the articles' related-story signals (ingest
+    # computes them; generated rows have none) and their stored lists (what a running
+    # service keeps up to date in the background).
+    if missing:
+        print(f"computing related-story signals of {missing:,} articles…", flush=True)
+        await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, str(HERE.parent / "related_backfill.py"), "--dsn", dsn],
+            check=True,
+        )
+    script = Path(sys.executable).with_name("newsgraph")
+    await asyncio.to_thread(
+        subprocess.run,
+        [str(script), "refresh-related"],
+        env={**os.environ, "DATABASE_URL": dsn, "NEWSGRAPH_LOG_FORMAT": "text"},
+        check=True,
+    )
 
 
 async def build_bodies(dsn: str, seed: int) -> dict[str, dict[str, list[bytes]]]:
