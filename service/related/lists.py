@@ -11,8 +11,9 @@ lists of the articles in its old and new lists: the refresher re-ranks those too
 arguments, and articles whose list is missing or stale, are ranked online: an answer is
 always either a valid stored list or the online ranking.
 
-`Refresher` works the log in each server process, in batches, using at most `share` of the
-wall time; `drain` works it to the end (tests, benches, `newsgraph related-lists`).
+`Refresher` works the log in each server process, in small batches, using at most `share` of
+the wall time (a fifth of it while the process ingests); `drain` works it to the end (tests,
+benches, `newsgraph refresh-related`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ __all__ = [
     "decode_items",
     "drain",
     "encode_items",
+    "note_ingest",
     "refresh_once",
     "related_stories",
     "running_refresher",
@@ -49,6 +51,22 @@ LIST_SIZE: Final = 20
 LIST_WINDOW_DAYS: Final = 30
 LIST_QUERY: Final = RelatedQuery(first=LIST_SIZE, window_days=LIST_WINDOW_DAYS)
 REFRESH_BATCH: Final = 100
+# In the background: small batches (the ranking holds the event loop ~1.5 ms per article),
+# and a fifth of the share while this process ingests (bulk loads first; lists catch up).
+BACKGROUND_BATCH: Final = 10
+BUSY_DIVISOR: Final = 5
+BUSY_SECONDS: Final = 2.0
+_last_ingest = -BUSY_SECONDS
+
+
+def note_ingest() -> None:
+    """Called by this process's ingest paths: the refresher slows down for a while."""
+    global _last_ingest
+    _last_ingest = time.monotonic()
+
+
+def _ingesting() -> bool:
+    return time.monotonic() - _last_ingest < BUSY_SECONDS
 
 
 def stored_query(query: RelatedQuery) -> bool:
@@ -137,7 +155,7 @@ class Refresher:
     """Works the refresh log in the background, at most `share` of the wall time."""
 
     def __init__(
-        self, db: Database, *, share: float, batch: int = REFRESH_BATCH, idle: float = 1.0
+        self, db: Database, *, share: float, batch: int = BACKGROUND_BATCH, idle: float = 1.0
     ) -> None:
         self._db = db
         self._share = share
@@ -160,7 +178,8 @@ class Refresher:
                 await asyncio.sleep(self._idle)
                 continue
             spent = time.perf_counter() - started
-            await asyncio.sleep(spent * (1 / self._share - 1))
+            share = self._share / BUSY_DIVISOR if _ingesting() else self._share
+            await asyncio.sleep(spent * (1 / share - 1))
 
 
 @contextlib.asynccontextmanager
