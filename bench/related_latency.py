@@ -5,8 +5,13 @@ articles that have related-stories signals (see bench/related_backfill.py):
 
     python bench/related_latency.py --dsn postgresql://postgres@127.0.0.1:5432/newsgraph_bench_i4
 
-Prints p50/p90/p99 in ms for `relatedStories(first: 10)` alone, and for the ArticlePage
-operation (schema/operations/article_page.graphql) with and without its relatedStories block.
+Prints p50/p90/p99 in ms for `relatedStories(first: 10)` alone (served from the stored lists
+when valid, and ranked online by asking `windowDays: 31`, which no stored list answers), for
+the ArticlePage operation (schema/operations/article_page.graphql) with and without its
+relatedStories block on the general path, and for the compiled ArticlePage (one statement
+with a valid stored list); then the ratio of the article page with related stories to the one
+without (p50 and p99). Run `newsgraph refresh-related` on the database first, or the stored
+lists are missing and everything is ranked online.
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ from pathlib import Path
 from typing import Final
 
 from service.config import Settings
+from service.db import related_lists
 from service.db.pool import open_database
+from service.graphql.compiled import COMPILED
 from service.graphql.context import make_context
 from service.graphql.schema import build_schema
 from service.ids import encode_id
@@ -43,16 +50,24 @@ async def run(dsn: str, requests: int, seed: int) -> None:
     page = PAGE.read_text()
     without = re.sub(r"\n    relatedStories\(first: 5\) \{.*?\n    \}", "", page, flags=re.S)
     assert without != page
-    operations = {"relatedStories(first: 10)": RELATED, "article page": page,
+    online = RELATED.replace(
+        "relatedStories(first: 10)", "relatedStories(first: 10, windowDays: 31)"
+    )
+    operations = {"relatedStories(first: 10)": RELATED,
+                  "relatedStories, ranked online": online, "article page": page,
                   "article page without related": without}  # fmt: skip
+    compiled = next(op for op in COMPILED if op.stem == "article_page")
     schema = build_schema(settings)
     async with open_database(settings) as db:
         ids = [r["article_id"] for r in await db.fetch(
             "SELECT article_id FROM article_signals TABLESAMPLE SYSTEM (5) LIMIT 20000"
         )]  # fmt: skip
         rng = random.Random(seed)
+        results: dict[str, list[float]] = {}
         picks = [rng.choice(ids) for _ in range(requests)]
-        print(f"{len(ids):,} articles sampled; {requests} requests per operation (ms)")
+        valid = len(await related_lists.fetch_valid_lists(db, ids))
+        print(f"{len(ids):,} articles sampled ({valid:,} with a valid stored list); "
+              f"{requests} requests per operation (ms)")  # fmt: skip
         print(f"{'operation':32} {'p50':>6} {'p90':>6} {'p99':>6}")
         for name, text in operations.items():
             for warm in picks[:10]:
@@ -68,6 +83,19 @@ async def run(dsn: str, requests: int, seed: int) -> None:
                 spent.append((time.perf_counter() - start) * 1000)
                 assert result.errors is None, result.errors
             print(f"{name:32} {_percentiles(spent)}")
+            results[name] = sorted(spent)
+        spent = []
+        for article_id in picks:
+            args = compiled.prepare({"id": encode_id("Article", article_id)}, settings)
+            assert args is not None
+            start = time.perf_counter()
+            await compiled.run(db, args)
+            spent.append((time.perf_counter() - start) * 1000)
+        print(f"{'compiled article page':32} {_percentiles(spent)}")
+        for q in (0.5, 0.99):
+            at = min(int(requests * q), requests - 1)
+            ratio = results["article page"][at] / results["article page without related"][at]
+            print(f"article page with / without related, p{int(q * 100)}: {ratio:.2f}x")
 
 
 def main() -> None:
