@@ -42,12 +42,21 @@ async def fetch_valid_lists(db: Database, ids: Sequence[int]) -> dict[int, str]:
 # Oldest rows first; rows another refresher holds are skipped, never waited for, and a claim
 # older than CLAIM_TIMEOUT (its refresher died) is taken over.
 CLAIM_TIMEOUT: Final = timedelta(minutes=2)
+# The other free rows of the picked articles come along: one ranking answers them all (they
+# are committed, so the ranking, which starts after the claim, sees what they announce).
 CLAIM: Final = """
-UPDATE related_refresh SET claimed_at = now() WHERE seq IN (
-    SELECT seq FROM related_refresh
+WITH picked AS (
+    SELECT seq, article_id FROM related_refresh
     WHERE claimed_at IS NULL OR claimed_at < now() - $2::interval
     ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED
+), same AS (
+    SELECT r.seq FROM related_refresh r
+    WHERE r.article_id IN (SELECT article_id FROM picked)
+      AND (r.claimed_at IS NULL OR r.claimed_at < now() - $2::interval)
+    FOR UPDATE SKIP LOCKED
 )
+UPDATE related_refresh SET claimed_at = now()
+WHERE seq IN (SELECT seq FROM picked UNION SELECT seq FROM same)
 RETURNING seq, article_id, cascade
 """
 

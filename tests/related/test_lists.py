@@ -141,6 +141,26 @@ async def test_claims_are_disjoint_and_an_abandoned_claim_is_taken_over(
     assert sorted(again.seqs) == first.seqs
 
 
+async def test_a_claim_takes_every_free_row_of_its_articles(write_db: Database) -> None:
+    await lists.drain(write_db)
+    ids = await _ingest(write_db, ARTICLES)
+    oldest = await write_db.fetchval(
+        "SELECT article_id FROM related_refresh WHERE article_id = ANY($1::bigint[]) "
+        "ORDER BY seq LIMIT 1",
+        ids,
+    )
+    async with write_db.transaction() as w:  # a later row for the same article
+        await related_lists.enqueue(w, [oldest], cascade=False)
+    rows = await write_db.fetchval(
+        "SELECT count(*) FROM related_refresh WHERE article_id = $1", oldest
+    )
+    assert rows >= 2
+    claimed = await related_lists.claim(write_db, 1)
+    assert list(claimed.articles) == [oldest]
+    assert len(claimed.seqs) == rows
+    assert claimed.articles[oldest]  # one row asked for the cascade: the claim does
+
+
 async def test_the_compiled_article_page_reads_the_stored_list_in_one_statement(
     gql_write: GraphQLRunner, settings: Settings, write_db: Database
 ) -> None:
