@@ -138,6 +138,8 @@ class Settings:
     cache_max_age: int = 30
     compiled_operations: bool = True
     response_cache: bool = False
+    # Each server process indexes related stories queued by ingest (service.related.indexer).
+    related_indexer: bool = True
     # Operability (docs/operating.md).
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
@@ -203,6 +205,7 @@ class Settings:
             cache_max_age=_int(env, "NEWSGRAPH_CACHE_MAX_AGE", 30, low=0),
             compiled_operations=_bool(env, "NEWSGRAPH_COMPILED_OPERATIONS", True),
             response_cache=_bool(env, "NEWSGRAPH_RESPONSE_CACHE", False),
+            related_indexer=_bool(env, "NEWSGRAPH_RELATED_INDEXER", True),
             log_level=_choice(
                 env, "NEWSGRAPH_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")
             ),
