@@ -66,8 +66,14 @@ async def database_url(server_url: str) -> AsyncIterator[str]:
 
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
+    # No background indexer in apps under test: tests drain the queue themselves
+    # (`service.related.indexer.drain`), so what they read does not depend on timing.
     return Settings.from_environ(
-        {"DATABASE_URL": database_url, "NEWSGRAPH_DATA_DIR": "/nonexistent"}
+        {
+            "DATABASE_URL": database_url,
+            "NEWSGRAPH_DATA_DIR": "/nonexistent",
+            "NEWSGRAPH_RELATED_INDEXER": "false",
+        }
     )
 
 
