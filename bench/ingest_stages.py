@@ -10,10 +10,10 @@ The database must be a copy of the 1M-article bench database (its name must star
 run), so use a scratch copy.
 
 Prints, per article:
-1. CPU of the prepare stage (validation, HTML, language, hashing) without linking, with entity
-   linking, and with the related-stories text features: `process_time`, so the figures hold
-   on a busy machine too;
-   and the CPU of the related-stories text features (which the indexer computes);
+1. CPU of the prepare stage (validation, HTML, language, hashing) without and with entity
+   linking, and the CPU of the related-stories text features (which the indexer computes
+   after commit since migration 0007): `process_time`, so the figures hold on a busy
+   machine too;
 2. the write stage: wall time of each SQL statement of `ingest_batch`'s transaction (client
    side, loopback), summed over the run, most expensive first; then the index stage (the
    related-stories queue drained as a server's indexer would: its CPU and statements);
