@@ -35,9 +35,17 @@
      per transaction, over one connection, then split over two connections in parallel.
      (The service also writes article_urls rows; the floor does not, as the issue defines it.)
    Each phase is aborted after --phase-timeout seconds (its rate is then over what it did).
+   After a service phase's last answer, the bench waits until the related-stories queue
+   (migration 0007) is empty: the server's indexer works after commit, on the same 2 cores.
+   Meanwhile a probe GETs /healthz every 0.1 s (how long requests wait while the server
+   ingests and indexes).
 4. Prints per phase articles/s, statuses, CPU per article of the server process and of the
-   phase's PostgreSQL backends, the CPU other processes used meanwhile, the load average; the
-   ratios NDJSON/floor1, NDJSON/floor2 (goal: >= 50%) and GraphQL/floor2; the server's peak
+   phase's PostgreSQL backends, the CPU other processes used meanwhile, the load average; for
+   the service phases a second row "+index": the rate until the queue was empty (fully
+   indexed) and the CPU up to then, beside the acknowledged rate and CPU up to the last
+   answer; the queue depth at the last answer and the /healthz latencies; the
+   ratios NDJSON/floor1, NDJSON/floor2 (goal: >= 50%), the same fully indexed, and
+   GraphQL/floor2; the server's peak
    RSS (VmHWM) and the linker's build time; then one JSON line. --profile DIR records the
    NDJSON server with py-spy (raw collapsed stacks) and prints where its time went.
    Stops the servers and drops every database it created unless --keep.
@@ -556,16 +564,21 @@ class Meter:
         await self._sample(first=True)
         self._task = asyncio.create_task(self._run())
 
+    async def read(self) -> dict[str, float]:
+        """CPU seconds by group so far (the meter keeps running)."""
+        await self._sample(first=False)
+        used: dict[str, float] = dict.fromkeys(("app", "db", "pg_background", "self"), 0.0)
+        for pid, group in self._groups.items():
+            used[group] += self._last[pid] - self._start[pid]
+        return used
+
     async def end(self, result: PhaseResult) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self._sample(first=False)
+        used = await self.read()
         busy, steal = (b - a for a, b in zip(self._machine_start, _machine_cpu(), strict=True))
-        used: dict[str, float] = dict.fromkeys(("app", "db", "pg_background", "self"), 0.0)
-        for pid, group in self._groups.items():
-            used[group] += self._last[pid] - self._start[pid]
         result.app_cpu = used["app"]
         result.db_cpu = used["db"]
         result.pg_background_cpu = used["pg_background"]
@@ -792,6 +805,65 @@ async def run_ndjson(
     result.extra["first_answer_s"] = round(first_answer or 0.0, 2)
     if line_no != expected and not result.note:
         result.note = f"{line_no} answers for {expected} lines"
+
+
+async def queue_depth(conn: asyncpg.Connection[Any]) -> int:
+    """Articles waiting for related-stories indexing (0 before migration 0007: indexing
+    then happened inside the ingest transaction)."""
+    if await conn.fetchval("SELECT to_regclass('related_queue')") is None:
+        return 0
+    depth: int = await conn.fetchval("SELECT count(*) FROM related_queue")
+    return depth
+
+
+async def wait_indexed(dsn: str, started: float, limit: float) -> tuple[int, float | None]:
+    """The queue depth now, and the seconds from `started` until it is empty (None if not
+    within `limit` seconds). Polls every 0.2 s over one connection."""
+    conn: asyncpg.Connection[Any] = await asyncpg.connect(dsn)
+    try:
+        backlog = await queue_depth(conn)
+        deadline = time.perf_counter() + limit
+        depth = backlog
+        while depth:
+            if time.perf_counter() > deadline:
+                return backlog, None
+            await asyncio.sleep(0.2)
+            depth = await queue_depth(conn)
+        return backlog, time.perf_counter() - started
+    finally:
+        await conn.close()
+
+
+class LatencyProbe:
+    """GET /healthz every 0.1 s while the phase runs: how long requests wait for the event
+    loop (and the GIL) while the server ingests and indexes."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.seconds: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=60, trust_env=False) as c:
+            while True:
+                sent = time.perf_counter()
+                await c.get("/healthz")
+                self.seconds.append(time.perf_counter() - sent)
+                await asyncio.sleep(0.1)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> dict[str, object]:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, httpx.HTTPError):
+                await self._task
+        ordered = sorted(self.seconds)
+        if not ordered:
+            return {}
+        ms = [round(1000 * ordered[int(q * (len(ordered) - 1))], 1) for q in (0.5, 0.99, 1.0)]
+        return {"healthz_ms_p50_p99_max": ms, "healthz_probes": len(ordered)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -1078,7 +1150,10 @@ class Run:
                 if args.profile and phase == "ndjson":
                     profiler = start_profiler(args, running.proc.pid)
                     meter.helper_pids.append(profiler.pid)
+                probe = LatencyProbe(running.base_url)
                 await meter.begin()
+                probe.start()
+                started = time.perf_counter()
                 try:
                     async with asyncio.timeout(args.phase_timeout):
                         if phase == "ndjson":
@@ -1089,7 +1164,25 @@ class Run:
                     result.aborted = True
                     result.seconds = float(args.phase_timeout)
                     result.articles = sum(result.statuses.values())
+                acknowledged = await meter.read()
+                # Related stories are indexed after commit: the phase is "fully indexed" when
+                # the queue is empty; the server's CPU meanwhile is the indexer's.
+                backlog, indexed_s = await wait_indexed(dsn, started, args.phase_timeout)
                 await meter.end(result)
+                result.extra.update(await probe.stop())
+                indexed = PhaseResult(f"{phase}+index", result.articles)
+                indexed.seconds = indexed_s or 0.0
+                indexed.statuses = result.statuses
+                indexed.app_cpu, indexed.db_cpu = result.app_cpu, result.db_cpu
+                indexed.other_cpu = result.other_cpu
+                indexed.load_start, indexed.load_max = result.load_start, result.load_max
+                indexed.load_end = result.load_end
+                indexed.note = "" if indexed_s is not None else "queue not drained in time"
+                indexed.extra = {"queue_at_ack": backlog}
+                # The acknowledged figures are CPU up to the last answer.
+                result.app_cpu, result.db_cpu = acknowledged["app"], acknowledged["db"]
+                result.extra["queue_at_ack"] = backlog
+                self.results[indexed.name] = indexed
                 if profiler is not None:
                     self.profile = stop_profiler(args, profiler, result.articles)
                 self.rss_kib[phase] = vm_hwm_kib(running.proc.pid) or 0
@@ -1112,6 +1205,12 @@ class Run:
         result.extra["stored_articles"] = count
         result.extra["links_per_article"] = round(links / count, 2) if count else 0.0
         print(f"  {_phase_line(result)}", flush=True)
+        print(f"  {_phase_line(self.results[phase + '+index'])}", flush=True)
+        print(
+            f"  queue at the last answer {result.extra['queue_at_ack']:,}; /healthz p50/p99/max "
+            f"{result.extra.get('healthz_ms_p50_p99_max')} ms",
+            flush=True,
+        )
         print(f"  stored {count:,} articles (max id {stored:,}), {links:,} links", flush=True)
         return dsn
 
@@ -1214,7 +1313,9 @@ class Run:
 
         ratios["ndjson/floor1"] = ratio("ndjson", "floor1")
         ratios["ndjson/floor2"] = ratio("ndjson", "floor2")
+        ratios["ndjson+index/floor2"] = ratio("ndjson+index", "floor2")
         ratios["graphql/floor2"] = ratio("graphql", "floor2")
+        ratios["graphql+index/floor2"] = ratio("graphql+index", "floor2")
         ratios["graphql/ndjson"] = ratio("graphql", "ndjson")
         print(
             "\nratios: "
@@ -1234,7 +1335,10 @@ class Run:
             "columns: app µs/a = CPU of the server process (floor: this process) per article; "
             "db µs/a = CPU of the phase's PostgreSQL client backends per article; other = "
             "cores busy with anything else (other processes; PostgreSQL background writers "
-            "excluded); load = 1-min load average at the start / highest during the phase"
+            "excluded); load = 1-min load average at the start / highest during the phase. "
+            "A phase's rate is acknowledged articles (the last answer); its +index row runs "
+            "until the related-stories queue is empty (from the same start), with the CPU "
+            "up to then"
         )
         print(f"server settings changed for the bench: {SERVER_OVERRIDES}")
         if self.profile:

@@ -10,11 +10,13 @@ The database must be a copy of the 1M-article bench database (its name must star
 run), so use a scratch copy.
 
 Prints, per article:
-1. CPU of the prepare stage (validation, HTML, language, hashing) without linking, with entity
-   linking, and with the related-stories text features: `process_time`, so the figures hold
-   on a busy machine too;
+1. CPU of the prepare stage (validation, HTML, language, hashing) without and with entity
+   linking, and the CPU of the related-stories text features (which the indexer computes
+   after commit since migration 0007): `process_time`, so the figures hold on a busy
+   machine too;
 2. the write stage: wall time of each SQL statement of `ingest_batch`'s transaction (client
-   side, loopback), summed over the run, most expensive first;
+   side, loopback), summed over the run, most expensive first; then the index stage (the
+   related-stories queue drained as a server's indexer would: its CPU and statements);
 3. with --explain, EXPLAIN (ANALYZE) of one batch's article upsert and link insert inside a
    rolled-back transaction, with the time of each trigger (foreign keys, counters).
 Articles come from bench/ingest.py's generator (same seed, same vocabularies).
@@ -42,6 +44,7 @@ from service.db.pool import Database, open_database
 from service.ingest import pipeline
 from service.ingest.catalogue import build_linker
 from service.ingest.linking import Linker
+from service.related import features, indexer
 
 STATEMENTS: collections.Counter[str] = collections.Counter()
 SECONDS: dict[str, float] = collections.defaultdict(float)
@@ -84,6 +87,24 @@ def _cpu_per_article(items: Sequence[object], linker: Linker | None) -> float:
     start = time.process_time()
     pipeline._prepare_all(items, linker)
     return (time.process_time() - start) / len(items) * 1e6
+
+
+def _features_cpu_per_article(items: Sequence[object]) -> float:
+    """CPU of the related-stories text features (the indexer computes them from the stored
+    article; before migration 0007 the prepare stage did)."""
+    _, drafts = pipeline._prepare_all(items, None)
+    start = time.process_time()
+    for d in drafts:
+        features.text_features(d.row.title, d.row.summary, d.row.body)
+    return (time.process_time() - start) / max(len(drafts), 1) * 1e6
+
+
+def _print_statements(title: str, count: int, wall: float) -> None:
+    print(f"{title}: {wall / count * 1e6:.0f} µs/article wall, by statement:")
+    for key, seconds in sorted(SECONDS.items(), key=lambda kv: -kv[1]):
+        print(f"  {seconds / count * 1e6:7.0f} µs/article  {STATEMENTS[key]:4d}x  {key}")
+    SECONDS.clear()
+    STATEMENTS.clear()
 
 
 async def _explain(db: Database, items: Sequence[object], linker: Linker) -> None:
@@ -162,6 +183,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
         pipeline._prepare_all(items[: args.batch], linker)
         print(f"prepare without linking: {_cpu_per_article(items, None):6.0f} µs/article CPU")
         print(f"prepare with linking:    {_cpu_per_article(items, linker):6.0f} µs/article CPU")
+        print(f"text features (indexer): {_features_cpu_per_article(items):6.0f} µs/article CPU")
         if args.explain:
             await _explain(db, items[: args.batch], linker)
         _time_statements()
@@ -171,10 +193,18 @@ async def main(argv: Sequence[str] | None = None) -> int:
             begun = time.perf_counter()
             await pipeline._store(db, drafts)
             wall += time.perf_counter() - begun
-    count = len(items)
-    print(f"write stage: {wall / count * 1e6:.0f} µs/article wall, by statement:")
-    for key, seconds in sorted(SECONDS.items(), key=lambda kv: -kv[1]):
-        print(f"  {seconds / count * 1e6:7.0f} µs/article  {STATEMENTS[key]:4d}x  {key}")
+        count = len(items)
+        _print_statements("write stage (the ingest transaction)", count, wall)
+        # The second stage: what a server's indexer does after commit, in batches of
+        # indexer.BATCH_SIZE (CPU in this process: text features, vectors, clustering).
+        begun, cpu = time.perf_counter(), time.process_time()
+        indexed = await indexer.drain(db)
+        wall = time.perf_counter() - begun
+        print(
+            f"index stage: {indexed:,} queued articles, "
+            f"{(time.process_time() - cpu) / max(indexed, 1) * 1e6:.0f} µs/article CPU"
+        )
+        _print_statements("index stage", max(indexed, 1), wall)
     return 0
 
 

@@ -34,6 +34,7 @@ from service.observability import (
     start_tracing,
     tracing_enabled,
 )
+from service.related.indexer import RelatedIndexer
 from service.related.lists import running_refresher
 from service.resources import operations_dir
 from service.rest.access import AccessMiddleware
@@ -49,6 +50,7 @@ class State(TypedDict):
     db: Database
     settings: Settings
     catalogue: LinkerCache
+    indexer: RelatedIndexer | None
 
 
 class GraphQLView(GraphQL[Context, None]):
@@ -109,6 +111,18 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
                         )
                     )
                 stack.callback(metrics.unwatch_pools, db)
+                # Related stories are indexed after ingest commits, by every server process
+                # (a thread of its own: its Python work stays off this event loop).
+                indexer = None
+                if settings.related_indexer and settings.database_url:
+                    indexer = RelatedIndexer(
+                        settings.database_url,
+                        write_timeout_ms=settings.write_timeout_ms,
+                        statement_cache_size=settings.statement_cache_size,
+                        on_depth=metrics.observe_related_queue,
+                    )
+                    indexer.start()
+                    stack.push_async_callback(indexer.stop)
                 # Stored related-stories lists, re-ranked in the background as news arrives.
                 await stack.enter_async_context(
                     running_refresher(db, settings.related_refresh_percent / 100)
@@ -117,7 +131,12 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
                 # process: moved out of the collector's sight, full collections stop
                 # re-scanning them (measured: p99 of page queries 124 ms → 34 ms).
                 gc.freeze()
-                yield {"db": db, "settings": settings, "catalogue": catalogue}
+                yield {
+                    "db": db,
+                    "settings": settings,
+                    "catalogue": catalogue,
+                    "indexer": indexer,
+                }
         finally:
             await catalogue.close()
             if tracer is not None:

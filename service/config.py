@@ -138,6 +138,8 @@ class Settings:
     cache_max_age: int = 30
     compiled_operations: bool = True
     response_cache: bool = False
+    # Each server process indexes related stories queued by ingest (service.related.indexer).
+    related_indexer: bool = True
     # Share of each process's wall time the related-lists refresher may use (0: none).
     related_refresh_percent: int = 25
     # Operability (docs/operating.md).
@@ -205,6 +207,7 @@ class Settings:
             cache_max_age=_int(env, "NEWSGRAPH_CACHE_MAX_AGE", 30, low=0),
             compiled_operations=_bool(env, "NEWSGRAPH_COMPILED_OPERATIONS", True),
             response_cache=_bool(env, "NEWSGRAPH_RESPONSE_CACHE", False),
+            related_indexer=_bool(env, "NEWSGRAPH_RELATED_INDEXER", True),
             related_refresh_percent=_int(env, "NEWSGRAPH_RELATED_REFRESH_PERCENT", 25, low=0),
             log_level=_choice(
                 env, "NEWSGRAPH_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")

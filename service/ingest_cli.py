@@ -17,6 +17,11 @@ Exit status: 0 when every line was stored; 1 when some lines were rejected (the 
 stored); 2 for a usage or configuration problem (nothing stored); 3 when storing stopped on
 the way, because the database failed or by a bug (lines before the failure are stored: run
 again, stored lines come back UNCHANGED).
+
+After storing, the command indexes the related stories of what it stored (the queue its
+batches filled; a running server's indexer shares that work), so they are complete when it
+exits; if that fails, the articles stay queued for the next indexer, and the exit status
+does not change.
 """
 
 from __future__ import annotations
@@ -38,10 +43,11 @@ import orjson
 from tqdm import tqdm
 
 from service.config import Settings
-from service.db.pool import open_database
+from service.db.pool import Database, open_database
 from service.errors import ServiceUnavailable
 from service.ingest.catalogue import LinkerCache
 from service.ingest.stream import LineResult, ingest_lines, pipeline_store, result_line
+from service.related.indexer import drain
 
 __all__ = ["add_ingest_parser", "cmd_ingest"]
 
@@ -196,7 +202,30 @@ async def _ingest(
         except Exception:  # a bug: exit 1 would read as "some lines were rejected"
             log.exception("stopped by an unexpected error after line %d", progress.last_line)
             return EXIT_STOPPED
+        await _index_related(db, progress)
     return EXIT_REJECTED if progress.counts["REJECTED"] else EXIT_OK
+
+
+async def _index_related(db: Database, progress: _Progress) -> None:
+    """Index the related stories of what was stored (queued by each batch's transaction):
+    with no server running, nothing else would. A running server's indexer shares the work."""
+    if not (progress.counts["CREATED"] or progress.counts["UPDATED"]):
+        return
+    started = time.monotonic()
+    try:
+        indexed = await drain(db)
+    except (ServiceUnavailable, asyncpg.PostgresError, OSError) as exc:
+        log.warning(
+            "articles stored, but indexing their related stories stopped (%s); they stay "
+            "queued for a server's indexer or the next `newsgraph ingest`",
+            exc,
+        )
+        return
+    print(
+        f"ingest: related stories indexed for {indexed:,} articles in "
+        f"{time.monotonic() - started:.1f} s",
+        file=sys.stderr,
+    )
 
 
 def _size(source: IO[bytes]) -> int | None:

@@ -174,6 +174,26 @@ class Metrics:
             for name, text in pool_gauges.items()
         }
 
+        # The same figure in every worker (the table is shared): the highest live one.
+        self.related_queue = Gauge(
+            "newsgraph_related_queue_depth",
+            "Articles queued for related-stories indexing (indexed within seconds of ingest).",
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
+        self.related_indexed = Counter(
+            "newsgraph_related_indexed_total",
+            "Queued articles this process's related-stories indexer claimed and indexed.",
+            registry=registry,
+        )
+
+    def observe_related_queue(self, depth: int, indexed: int = 0) -> None:
+        """The indexer's latest queue-depth reading and the articles it indexed since the last
+        one (called from the indexer's thread; prometheus_client is thread-safe)."""
+        self.related_queue.set(depth)
+        if indexed:
+            self.related_indexed.inc(indexed)
+
     def operation_label(self, name: str | None) -> str:
         if not name:
             return "anonymous"

@@ -67,11 +67,13 @@ async def database_url(server_url: str) -> AsyncIterator[str]:
 
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
-    # No background refresher of related lists: tests drain the log when they mean to.
+    # No background indexer or related-lists refresher in apps under test: tests drain
+    # the queue and the log themselves, so what they read does not depend on timing.
     return Settings.from_environ(
         {
             "DATABASE_URL": database_url,
             "NEWSGRAPH_DATA_DIR": "/nonexistent",
+            "NEWSGRAPH_RELATED_INDEXER": "false",
             "NEWSGRAPH_RELATED_REFRESH_PERCENT": "0",
         }
     )

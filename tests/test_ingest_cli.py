@@ -108,6 +108,15 @@ async def test_a_file_with_a_bad_line_stores_the_rest_and_writes_the_rejects(
     err = capsys.readouterr().err
     assert "ingest: 5 articles in " in err
     assert "3 created, 0 updated, 0 unchanged, 2 rejected" in err
+    # With no server running, the command itself indexed the related stories it queued.
+    assert "ingest: related stories indexed for " in err
+    urls = [f"https://cli-test.example/{RUN}/file-{n}" for n in range(3)]
+    indexed = await db.fetchval(
+        "SELECT count(*) FROM article_signals s JOIN articles a ON a.id = s.article_id "
+        "WHERE a.canonical_url = ANY($1::text[])",
+        urls,
+    )
+    assert indexed == 3
     assert f"rejected lines written to {rejects}" in err
 
     assert await run(settings, str(source)) == 1

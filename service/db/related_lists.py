@@ -1,4 +1,4 @@
-"""SQL of stored related-stories lists and their refresh log (migration 0007).
+"""SQL of stored related-stories lists and their refresh log (migration 0008).
 
 A list is served only while no row for its article waits in `related_refresh`; triggers on
 `article_signals` append those rows; a refresher (service/related/lists.py) claims some

@@ -15,6 +15,7 @@ import orjson
 from service.db.pool import Database
 from service.ingest.catalogue import LinkerCache
 from service.ingest.pipeline import ingest_batch, load_catalogue
+from service.related.indexer import drain
 
 __all__ = ["demo_articles", "demo_entities", "load_demo"]
 
@@ -43,4 +44,7 @@ async def load_demo(db: Database) -> Counter[str]:
     for start in range(0, len(articles), BATCH_SIZE):
         for result in await ingest_batch(db, articles[start : start + BATCH_SIZE], linker=linker):
             statuses[result.status] += 1
+        # Related stories of the demo are there as soon as it is loaded (indexed batch by
+        # batch, as a server's indexer keeping up with the ingest would).
+        await drain(db)
     return statuses

@@ -34,9 +34,14 @@ def canonicalize_url(url: str) -> str:
     if len(text) > MAX_URL_LENGTH:
         raise BadInput(f"URL is longer than {MAX_URL_LENGTH} characters")
     try:
-        return _canonical(text)
+        canonical = _canonical(text)
     except ValueError as exc:  # urllib's own complaints, and UnicodeError (a subclass)
         raise BadInput(f"not a valid URL: {exc}") from None
+    # Escaping can lengthen a URL (é is %C3%A9): the canonical form must fit the limit too,
+    # or it would not canonicalise again.
+    if len(canonical) > MAX_URL_LENGTH:
+        raise BadInput(f"URL is longer than {MAX_URL_LENGTH} characters once escaped")
+    return canonical
 
 
 def _canonical(text: str) -> str:

@@ -7,6 +7,10 @@ it will not store), the batch is retried item by item, so only the culprit is re
 item is ever half-written. Rows are written in key order (domains, URLs, slugs), so
 concurrent batches that overlap lock rows in the same order and cannot deadlock; a deadlock
 or serialisation failure is retried anyway.
+
+Related stories are not indexed here: the batch's new and changed articles are queued in its
+transaction (one statement), and `service.related.indexer` indexes them after commit, within
+seconds (eventually consistent; see the README).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import asyncpg
 
 from service.auth import Principal, domain_allowed
 from service.db.pool import Database, Writer
+from service.db.related_queue import enqueue
 from service.db.takedowns import find_removed_urls
 from service.db.writes import (
     ArticleRow,
@@ -48,8 +53,6 @@ from service.ingest.linking import Linker, Mention
 from service.ingest.normalize import canonicalize_url, content_hash, parse_published_at, slugify
 from service.ingest.text import BODY_MAX, SUMMARY_MAX, TITLE_MAX, plain_text
 from service.metrics import count_ingest
-from service.related.clustering import WrittenArticle, index_articles, text_features
-from service.related.features import TextFeatures
 
 __all__ = [
     "ENTITY_KINDS",
@@ -99,7 +102,6 @@ class _Draft:
     text: tuple[str, str | None, str | None]  # title, summary, body, for entity linking
     entities: list[tuple[EntityRef, float]] = field(default_factory=list)
     mentions: list[Mention] = field(default_factory=list)  # found in the text by the linker
-    features: TextFeatures | None = None  # related-stories signals of the text
 
 
 class _Problems:
@@ -404,8 +406,6 @@ def _prepare_all(
             prepared.row = replace(prepared.row, ingest_key_id=key_id)
         if linker is not None:
             prepared.mentions = linker.link(*prepared.text)
-        title, summary, body = prepared.row.title, prepared.row.summary, prepared.row.body
-        prepared.features = text_features(title, summary, body)
         drafts.append(prepared)
     return results, drafts
 
@@ -531,7 +531,9 @@ async def _write(w: Writer, drafts: list[_Draft], writer: Principal | None) -> l
     )
     changed = [(groups[k][-1], outcomes[k]) for k in keys if outcomes[k].status != "UNCHANGED"]
     await _link(w, changed)
-    await _index_related(w, changed)
+    # Related stories are indexed after commit (service.related.indexer): here the new and
+    # changed articles are only queued, in this transaction (UNCHANGED ones are not).
+    await enqueue(w, [outcome.id for _, outcome in changed])
     for key in keys:
         results.extend(_group_results(groups[key], outcomes[key]))
     return results
@@ -570,29 +572,6 @@ async def _link(w: Writer, changed: list[tuple[_Draft, UpsertOutcome]]) -> None:
     replaced = sorted(o.id for _, o in changed if o.status != "CREATED")
     published = {o.id: o.published_at for _, o in changed if o.published_at is not None}
     await replace_links(w, ordered, published, replaced=replaced)
-
-
-async def _index_related(w: Writer, changed: list[tuple[_Draft, UpsertOutcome]]) -> None:
-    """Related-stories hook (service/related): text signals, wire copies and story clusters
-    of the batch's new and changed articles, in the batch's transaction."""
-    await index_articles(
-        w,
-        [
-            WrittenArticle(
-                article_id=outcome.id,
-                created=outcome.status == "CREATED",
-                source_id=draft.row.source_id,
-                language=draft.row.language,
-                title=draft.row.title,
-                summary=draft.row.summary,
-                body=draft.row.body,
-                published_at=draft.row.published_at,
-                estimated=draft.row.published_at_estimated,
-                features=draft.features,
-            )
-            for draft, outcome in changed
-        ],
-    )
 
 
 async def load_catalogue(db: Database, entities: Sequence[Mapping[str, object]]) -> list[int]:

@@ -1,8 +1,10 @@
-"""Ingest-time work of related stories: signals, wire copies and incremental story clusters.
+"""Related-stories indexing: signals, wire copies and incremental story clusters.
 
-`index_articles` runs inside the ingest transaction, after the batch's articles and entity
-links are written, so the signals commit (or roll back) with the articles. Its cost is a
-fixed number of statements per batch plus the text features (a thread, off the event loop).
+`index_articles` runs in the background indexer's transaction (`service.related.indexer`),
+after commit of the ingest that queued the articles, never inside the ingest transaction;
+the same transaction deletes the ids from the queue, so signals and queue commit (or roll
+back) together. Its cost is a fixed number of statements per batch plus the text features
+(a thread, off the event loop).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from service.db import stories
 from service.db.pool import Writer
 from service.related import features as F
 
-__all__ = ["STORY_SIMILARITY", "WrittenArticle", "index_articles", "text_features"]
+__all__ = ["STORY_SIMILARITY", "WrittenArticle", "index_articles"]
 
 POSTING_TERMS: Final = 12
 # A new article joins the story of its most similar recent neighbour when the TF-IDF cosine
@@ -33,21 +35,15 @@ CLUSTER_PER_TERM: Final = 15
 @dataclass(frozen=True, slots=True)
 class WrittenArticle:
     article_id: int
-    created: bool
+    created: bool  # first indexing: its terms count as a new document (document frequencies)
     source_id: int
     language: str
     title: str
     summary: str | None
     body: str | None
     published_at: datetime
-    estimated: bool
-    # Computed ahead (the ingest pipeline does it while the previous batch is written).
-    features: F.TextFeatures | None = None
-
-
-def text_features(title: str, summary: str | None, body: str | None) -> F.TextFeatures:
-    """An article's text signals (pure CPU: callers may compute them ahead, in a thread)."""
-    return F.text_features(title, summary, body)
+    estimated: bool  # published_at was estimated (no date given)
+    features: F.TextFeatures | None = None  # computed here when not given
 
 
 def _features(articles: Sequence[WrittenArticle]) -> list[F.TextFeatures]:

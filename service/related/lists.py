@@ -4,7 +4,7 @@ Ranking an article's related stories online costs two statements and ~1.5 ms of 
 (`find_related`); an article page is read far more often than its neighbourhood changes. So
 each article's list for the default arguments (`windowDays` 30, no filters) is stored, up to
 `LIST_SIZE` items, exactly as `find_related` ranks it, and served while it is valid: while no
-row for the article waits in the refresh log (migration 0007). Triggers on `article_signals`
+row for the article waits in the refresh log (migration 0008). Triggers on `article_signals`
 append those rows when an article is indexed or changes (and it may then enter or leave the
 lists of the articles in its old and new lists: the refresher re-ranks those too, the
 "cascade"), and when an article is taken down or excluded (every list naming it). Other

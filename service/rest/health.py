@@ -34,7 +34,12 @@ async def readyz(request: Request) -> JSONResponse:
         return _unready(
             f"the schema is at {current}, the code expects {expected}; run `newsgraph migrate`"
         )
-    return JSONResponse({"status": "ready", "schema": current})
+    answer: dict[str, object] = {"status": "ready", "schema": current}
+    # The indexer's last reading (no query): a backlog is information, never unreadiness.
+    indexer = getattr(request.state, "indexer", None)
+    if indexer is not None and indexer.depth is not None:
+        answer["relatedQueue"] = indexer.depth
+    return JSONResponse(answer)
 
 
 def _unready(reason: str) -> JSONResponse:

@@ -91,6 +91,7 @@ def _canonical_or_none(url: str) -> str | None:
 @example("https://example.com/?a=%zz&b=+&=x&&c")
 @example("https://example.com/a #top")  # whitespace ending the path
 @example("http://[::1]:8080/a")
+@example("http://example.com/" + "é" * 1000)  # escaping makes it longer than the limit
 def test_canonical_urls_are_canonical(url: str) -> None:
     canonical = _canonical_or_none(url)
     if canonical is not None:

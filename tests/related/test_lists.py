@@ -19,7 +19,7 @@ from service.db.takedowns import remove_articles
 from service.graphql.compiled import COMPILED
 from service.ids import decode_typed_id, encode_id
 from service.ingest.pipeline import ingest_batch
-from service.related import lists
+from service.related import indexer, lists
 from service.related.find_related import RelatedQuery, find_related
 from service.resources import operations_dir
 from tests.conftest import GraphQLRunner
@@ -38,7 +38,14 @@ NEWCOMER = _item(
 async def _ingest(db: Database, items: list[dict[str, Any]]) -> list[int]:
     results = await ingest_batch(db, items)
     assert all(r.status == "CREATED" for r in results), results
+    await indexer.drain(db)  # related stories are indexed after commit
     return [r.article_id for r in results if r.article_id is not None]
+
+
+async def _settle(db: Database) -> None:
+    """Index and refresh what other tests committed (undone with this test's transaction)."""
+    await indexer.drain(db)
+    await lists.drain(db)
 
 
 async def _queued(db: Database, ids: list[int]) -> set[int]:
@@ -58,7 +65,7 @@ async def test_indexing_queues_and_the_refresher_stores_the_online_ranking(
     write_db: Database,
 ) -> None:
     ids = await _ingest(write_db, ARTICLES)
-    assert await _queued(write_db, ids) == set(ids)  # in the ingest's own transaction
+    assert await _queued(write_db, ids) == set(ids)  # in the indexer's own transaction
     assert await related_lists.fetch_valid_lists(write_db, ids) == {}
     online = await find_related(write_db, ids, lists.LIST_QUERY)
     assert await lists.drain(write_db) > 0
@@ -121,7 +128,7 @@ async def test_takedowns_and_exclusions_invalidate_the_lists_naming_them(
 async def test_claims_are_disjoint_and_an_abandoned_claim_is_taken_over(
     write_db: Database,
 ) -> None:
-    await lists.drain(write_db)  # rows other tests committed (rolled back with this test)
+    await _settle(write_db)
     ids = await _ingest(write_db, ARTICLES)
     first = await related_lists.claim(write_db, 4)
     second = await related_lists.claim(write_db, 100)
@@ -142,7 +149,7 @@ async def test_claims_are_disjoint_and_an_abandoned_claim_is_taken_over(
 
 
 async def test_a_claim_takes_every_free_row_of_its_articles(write_db: Database) -> None:
-    await lists.drain(write_db)
+    await _settle(write_db)
     ids = await _ingest(write_db, ARTICLES)
     oldest = await write_db.fetchval(
         "SELECT article_id FROM related_refresh WHERE article_id = ANY($1::bigint[]) "
@@ -189,7 +196,7 @@ async def test_the_compiled_article_page_reads_the_stored_list_in_one_statement(
 async def test_the_running_service_refreshes_in_the_background(
     settings: Settings, db: Database
 ) -> None:
-    background = replace(settings, related_refresh_percent=50)
+    background = replace(settings, related_refresh_percent=50, related_indexer=True)
     item = _item(
         int(time.time() * 1000) % 10**9, "background.example", "Background refresh check",
         ARTICLES[0]["body"], "2024-12-18T22:00:00Z",

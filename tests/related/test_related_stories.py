@@ -9,6 +9,7 @@ import pytest
 from service.db.pool import Database, track_statements
 from service.ids import encode_id
 from service.ingest.pipeline import ingest_batch
+from service.related.indexer import drain
 from tests.conftest import GraphQLRunner
 
 ICELAND = (
@@ -130,6 +131,7 @@ query($id: ID!, $first: Int = 5, $windowDays: Int = 30, $same: Boolean = false,
 async def _ingest(db: Database, items: list[dict[str, Any]]) -> list[int]:
     results = await ingest_batch(db, items)
     assert all(r.status == "CREATED" for r in results), results
+    await drain(db)  # related stories are indexed after commit
     return [r.article_id for r in results if r.article_id is not None]
 
 
