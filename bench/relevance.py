@@ -132,13 +132,14 @@ def baseline(rows: Sequence[dict[str, Any]], **options: Any) -> dict[str, list[s
 async def service_ranking(
     server: str, rows: Sequence[dict[str, Any]], args: argparse.Namespace
 ) -> tuple[dict[str, list[str]], dict[str, float]]:
+    scratch = args.scratch
     admin = await asyncpg.connect(server)
     try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{SCRATCH}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{SCRATCH}"')
+        await admin.execute(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{scratch}"')
     finally:
         await admin.close()
-    dsn = f"{server.rpartition('/')[0]}/{SCRATCH}"
+    dsn = f"{server.rpartition('/')[0]}/{scratch}"
     await asyncio.to_thread(upgrade, dsn)
     settings = Settings.from_environ({"DATABASE_URL": dsn, "NEWSGRAPH_DATA_DIR": "/nonexistent"})
     spent: list[float] = []
@@ -197,7 +198,7 @@ async def service_ranking(
         if not args.keep:
             admin = await asyncpg.connect(server)
             try:
-                await admin.execute(f'DROP DATABASE IF EXISTS "{SCRATCH}" WITH (FORCE)')
+                await admin.execute(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
             finally:
                 await admin.close()
     return ranked, figures
@@ -211,6 +212,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=250)
     parser.add_argument("--same-source", action="store_true", help="includeSameSource: true")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    parser.add_argument(
+        "--scratch", default=SCRATCH, help="scratch database name (dropped and recreated)"
+    )
     args = parser.parse_args()
     rows = [orjson.loads(line) for line in args.data.read_bytes().splitlines() if line.strip()]
     ranked, figures = asyncio.run(service_ranking(args.server, rows, args))

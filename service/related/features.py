@@ -50,7 +50,7 @@ DUPLICATE_THRESHOLD: Final = 0.8
 VECTOR_TERMS: Final = 96
 TITLE_WEIGHT: Final = 3.0
 SUMMARY_WEIGHT: Final = 2.0
-NAME_WEIGHT: Final = 1.5
+NAME_WEIGHT: Final = 2.0
 
 _WORD: Final = re.compile(r"[^\W_]+(?:['’.-][^\W_]+)*")
 
