@@ -125,7 +125,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
                     stack.push_async_callback(indexer.stop)
                 # Stored related-stories lists, re-ranked in the background as news arrives.
                 await stack.enter_async_context(
-                    running_refresher(db, settings.related_refresh_percent / 100)
+                    running_refresher(
+                        db, settings.related_refresh_percent / 100, metrics.observe_related_refresh
+                    )
                 )
                 # Objects alive after start-up (modules, the schema) live as long as the
                 # process: moved out of the collector's sight, full collections stop

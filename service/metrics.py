@@ -181,11 +181,29 @@ class Metrics:
             registry=registry,
             multiprocess_mode="livemax",
         )
+        self.related_refresh = Gauge(
+            "newsgraph_related_refresh_depth",
+            "Rows in the related-lists refresh log (stored lists waiting to be re-ranked).",
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
+        self.related_refreshed = Counter(
+            "newsgraph_related_refreshed_total",
+            "Refresh-log rows this process's related-lists refresher worked.",
+            registry=registry,
+        )
         self.related_indexed = Counter(
             "newsgraph_related_indexed_total",
             "Queued articles this process's related-stories indexer claimed and indexed.",
             registry=registry,
         )
+
+    def observe_related_refresh(self, depth: int, refreshed: int = 0) -> None:
+        """The related-lists refresher's latest log-depth reading and the log rows it worked
+        since the last one."""
+        self.related_refresh.set(depth)
+        if refreshed:
+            self.related_refreshed.inc(refreshed)
 
     def observe_related_queue(self, depth: int, indexed: int = 0) -> None:
         """The indexer's latest queue-depth reading and the articles it indexed since the last

@@ -23,7 +23,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Final
 
 from service.db import related_lists
@@ -56,6 +56,7 @@ REFRESH_BATCH: Final = 100
 BACKGROUND_BATCH: Final = 10
 BUSY_DIVISOR: Final = 5
 BUSY_SECONDS: Final = 2.0
+REPORT_SECONDS: Final = 5.0
 _last_ingest = -BUSY_SECONDS
 
 
@@ -155,18 +156,38 @@ class Refresher:
     """Works the refresh log in the background, at most `share` of the wall time."""
 
     def __init__(
-        self, db: Database, *, share: float, batch: int = BACKGROUND_BATCH, idle: float = 1.0
+        self,
+        db: Database,
+        *,
+        share: float,
+        batch: int = BACKGROUND_BATCH,
+        idle: float = 1.0,
+        on_depth: Callable[[int, int], None] | None = None,
     ) -> None:
         self._db = db
         self._share = share
         self._batch = batch
         self._idle = idle
+        self._on_depth = on_depth
+        self._worked = 0
+        self._reported = -REPORT_SECONDS
+
+    async def _report(self, done: int) -> None:
+        """Log depth for the metrics: when idle, else every REPORT_SECONDS (a count)."""
+        self._worked += done
+        now = time.monotonic()
+        if self._on_depth is None or (done and now - self._reported < REPORT_SECONDS):
+            return
+        self._reported = now
+        self._on_depth(await related_lists.queue_depth(self._db), self._worked)
+        self._worked = 0
 
     async def run(self) -> None:
         while True:
             started = time.perf_counter()
             try:
                 done = await refresh_once(self._db, self._batch)
+                await self._report(done)
             except ServiceUnavailable:
                 done = 0
                 await asyncio.sleep(5 * self._idle)
@@ -183,12 +204,15 @@ class Refresher:
 
 
 @contextlib.asynccontextmanager
-async def running_refresher(db: Database, share: float) -> AsyncIterator[None]:
+async def running_refresher(
+    db: Database, share: float, on_depth: Callable[[int, int], None] | None = None
+) -> AsyncIterator[None]:
     """The background refresher for the lifetime of the context (none when `share` is 0)."""
     if share <= 0:
         yield
         return
-    task = asyncio.create_task(Refresher(db, share=share).run(), name="related-lists")
+    refresher = Refresher(db, share=share, on_depth=on_depth)
+    task = asyncio.create_task(refresher.run(), name="related-lists")
     try:
         yield
     finally:

@@ -4,6 +4,7 @@ the neighbourhood changes, and never served stale after a takedown or an exclusi
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from dataclasses import replace
 from typing import Any
@@ -213,6 +214,11 @@ async def test_the_running_service_refreshes_in_the_background(
         deadline = time.monotonic() + 20
         while article_id not in await related_lists.fetch_valid_lists(db, [article_id]):
             assert time.monotonic() < deadline, "the background refresher did not store it"
+            await asyncio.sleep(0.1)
+        while not re.search(
+            r"^newsgraph_related_refreshed_total [1-9]", (await http.get("/metrics")).text, re.M
+        ):
+            assert time.monotonic() < deadline, "the refresher reported no figures"
             await asyncio.sleep(0.1)
     await remove_articles(db, [article_id], "test cleanup", removed_by=None)
 
