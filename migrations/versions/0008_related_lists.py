@@ -33,6 +33,9 @@ CREATE TABLE related_lists (
     --   source id], ...] best first: json keeps numbers as Python wrote them.
     items json NOT NULL,
     item_ids bigint[] NOT NULL,
+    -- The lowest score of a full list (NULL: not full): a newcomer scoring below it is
+    -- not worth a re-rank of this list.
+    floor real,
     computed_at timestamptz NOT NULL DEFAULT now()
 )
 """,

@@ -19,6 +19,7 @@ __all__ = [
     "ListRow",
     "claim",
     "enqueue",
+    "enqueue_entrants",
     "fetch_item_ids",
     "fetch_valid_lists",
     "queue_depth",
@@ -101,15 +102,18 @@ class ListRow:
     article_id: int
     items: str  # JSON text
     item_ids: list[int]
+    floor: float | None  # the lowest score when the list is full
 
 
 UPSERT_LISTS: Final = """
-INSERT INTO related_lists AS l (article_id, items, item_ids, computed_at)
-SELECT x.article_id, x.items::json, x.item_ids::bigint[], now()
-FROM unnest($1::bigint[], $2::text[], $3::text[]) AS x(article_id, items, item_ids)
+INSERT INTO related_lists AS l (article_id, items, item_ids, floor, computed_at)
+SELECT x.article_id, x.items::json, x.item_ids::bigint[], x.floor, now()
+FROM unnest($1::bigint[], $2::text[], $3::text[], $4::real[])
+    AS x(article_id, items, item_ids, floor)
 ORDER BY x.article_id
 ON CONFLICT (article_id) DO UPDATE SET
-    items = EXCLUDED.items, item_ids = EXCLUDED.item_ids, computed_at = EXCLUDED.computed_at
+    items = EXCLUDED.items, item_ids = EXCLUDED.item_ids, floor = EXCLUDED.floor,
+    computed_at = EXCLUDED.computed_at
 """
 DELETE_LISTS: Final = "DELETE FROM related_lists WHERE article_id = ANY($1::bigint[])"
 
@@ -124,6 +128,7 @@ async def store_lists(w: Writer, rows: Sequence[ListRow], gone: Sequence[int]) -
             [r.article_id for r in rows],
             [r.items for r in rows],
             ["{" + ",".join(map(str, r.item_ids)) + "}" for r in rows],
+            [r.floor for r in rows],
         )
     if gone:
         await w.execute(DELETE_LISTS, sorted(gone))
@@ -138,6 +143,25 @@ SELECT x, $2 FROM unnest($1::bigint[]) AS x ORDER BY x
 async def enqueue(w: Writer, ids: Sequence[int], *, cascade: bool) -> None:
     if ids:
         await w.execute(ENQUEUE, sorted(set(ids)), cascade)
+
+
+# A newcomer may enter a neighbour's list when it scores near or above that list's floor
+# (relevance is nearly symmetric; the margin covers the rest: feedback, salient entities).
+ENQUEUE_ENTRANTS: Final = """
+INSERT INTO related_refresh (article_id, cascade)
+SELECT x.id, false
+FROM unnest($1::bigint[], $2::real[]) AS x(id, score)
+LEFT JOIN related_lists l ON l.article_id = x.id
+WHERE l.floor IS NULL OR x.score + $3 >= l.floor
+ORDER BY x.id
+"""
+
+
+async def enqueue_entrants(w: Writer, scores: dict[int, float], margin: float) -> None:
+    """Queue the lists that an article scoring `scores[id]` against them might enter."""
+    if scores:
+        ids = sorted(scores)
+        await w.execute(ENQUEUE_ENTRANTS, ids, [scores[i] for i in ids], margin)
 
 
 SELECT_DEPTH: Final = "SELECT count(*) FROM related_refresh"

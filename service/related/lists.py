@@ -5,9 +5,11 @@ Ranking an article's related stories online costs two statements and ~1.5 ms of 
 each article's list for the default arguments (`windowDays` 30, no filters) is stored, up to
 `LIST_SIZE` items, exactly as `find_related` ranks it, and served while it is valid: while no
 row for the article waits in the refresh log (migration 0008). Triggers on `article_signals`
-append those rows when an article is indexed or changes (and it may then enter or leave the
-lists of the articles in its old and new lists: the refresher re-ranks those too, the
-"cascade"), and when an article is taken down or excluded (every list naming it). Other
+append those rows when an article is indexed or changes (it may then leave the lists of the
+articles in its old list, and enter those of the articles in its new one: relevance is
+nearly symmetric. The refresher re-ranks those too, the "cascade", skipping full lists whose
+lowest score is clearly above the article's), and when an article is taken down or excluded
+(every list naming it). Other
 arguments, and articles whose list is missing or stale, are ranked online: an answer is
 always either a valid stored list or the online ranking.
 
@@ -51,6 +53,7 @@ LIST_SIZE: Final = 20
 LIST_WINDOW_DAYS: Final = 30
 LIST_QUERY: Final = RelatedQuery(first=LIST_SIZE, window_days=LIST_WINDOW_DAYS)
 REFRESH_BATCH: Final = 100
+CASCADE_MARGIN: Final = 0.05
 # In the background: small batches (the ranking holds the event loop ~1.5 ms per article),
 # and a fifth of the share while this process ingests (bulk loads first; lists catch up).
 BACKGROUND_BATCH: Final = 10
@@ -128,18 +131,24 @@ async def refresh_once(db: Database, limit: int = REFRESH_BATCH) -> int:
         cascading = [i for i in ids if claimed.articles[i]]
         before = await related_lists.fetch_item_ids(w, cascading)
         rows = [
-            related_lists.ListRow(i, encode_items(items), [x.article_id for x in items])
+            related_lists.ListRow(
+                i, encode_items(items), [x.article_id for x in items],
+                items[-1].score if len(items) == LIST_SIZE else None,
+            )
             for i, items in found.items()
-        ]
+        ]  # fmt: skip
         await related_lists.store_lists(w, rows, [i for i in ids if i not in found])
         touched = set(ids)
-        neighbours = {
-            n
-            for i in cascading
-            for n in (*before.get(i, ()), *(x.article_id for x in found.get(i, ())))
-            if n not in touched
-        }
-        await related_lists.enqueue(w, sorted(neighbours), cascade=False)
+        # The cascade: the article may leave the lists of its old neighbours, and enter those
+        # of its new ones where it scores near their floor.
+        leaving = {n for i in cascading for n in before.get(i, ()) if n not in touched}
+        entering: dict[int, float] = {}
+        for i in cascading:
+            for x in found.get(i, ()):
+                if x.article_id not in touched and x.article_id not in leaving:
+                    entering[x.article_id] = max(entering.get(x.article_id, 0.0), x.score)
+        await related_lists.enqueue(w, sorted(leaving), cascade=False)
+        await related_lists.enqueue_entrants(w, entering, CASCADE_MARGIN)
         await related_lists.release(w, claimed)
     return len(claimed.seqs)
 

@@ -102,6 +102,28 @@ async def test_a_new_neighbour_enters_the_lists_once_refreshed(write_db: Databas
     assert (await lists.related_stories(write_db, [ids[0]], query))[ids[0]] == meanwhile
 
 
+async def test_the_cascade_skips_full_lists_a_newcomer_cannot_enter(write_db: Database) -> None:
+    ids = await _ingest(write_db, ARTICLES)
+    await lists.drain(write_db)
+    (new,) = await _ingest(write_db, [NEWCOMER])
+    online = (await find_related(write_db, [new], lists.LIST_QUERY))[new]
+    neighbours = [i.article_id for i in online]
+    assert ids[0] in neighbours
+    assert len(neighbours) >= 2
+    # One neighbour's list is full of items scoring far above the newcomer; another's is not.
+    blocked, open_ = ids[0], next(n for n in neighbours if n != ids[0])
+    await write_db.fetchval(
+        "UPDATE related_lists SET floor = CASE article_id WHEN $1 THEN 5 ELSE NULL END "
+        "WHERE article_id = ANY($2::bigint[]) RETURNING 1",
+        blocked,
+        [blocked, open_],
+    )
+    await lists.refresh_once(write_db)  # the newcomer's own row
+    queued = await _queued(write_db, [blocked, open_])
+    assert open_ in queued
+    assert blocked not in queued
+
+
 async def test_takedowns_and_exclusions_invalidate_the_lists_naming_them(
     write_db: Database,
 ) -> None:
