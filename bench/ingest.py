@@ -816,6 +816,18 @@ async def queue_depth(conn: asyncpg.Connection[Any]) -> int:
     return depth
 
 
+async def refresh_log_depth(dsn: str) -> int:
+    """Rows in the related-lists refresh log (migration 0008): stored lists to re-rank."""
+    conn: asyncpg.Connection[Any] = await asyncpg.connect(dsn)
+    try:
+        if await conn.fetchval("SELECT to_regclass('related_refresh')") is None:
+            return 0
+        depth: int = await conn.fetchval("SELECT count(*) FROM related_refresh")
+        return depth
+    finally:
+        await conn.close()
+
+
 async def wait_indexed(dsn: str, started: float, limit: float) -> tuple[int, float | None]:
     """The queue depth now, and the seconds from `started` until it is empty (None if not
     within `limit` seconds). Polls every 0.2 s over one connection."""
@@ -1178,7 +1190,12 @@ class Run:
                 indexed.load_start, indexed.load_max = result.load_start, result.load_max
                 indexed.load_end = result.load_end
                 indexed.note = "" if indexed_s is not None else "queue not drained in time"
-                indexed.extra = {"queue_at_ack": backlog}
+                # The stored related lists catch up later (their refresher steps back while
+                # the process ingests): what is left to re-rank when indexing is done.
+                indexed.extra = {
+                    "queue_at_ack": backlog,
+                    "refresh_log": await refresh_log_depth(dsn),
+                }
                 # The acknowledged figures are CPU up to the last answer.
                 result.app_cpu, result.db_cpu = acknowledged["app"], acknowledged["db"]
                 result.extra["queue_at_ack"] = backlog
@@ -1207,8 +1224,9 @@ class Run:
         print(f"  {_phase_line(result)}", flush=True)
         print(f"  {_phase_line(self.results[phase + '+index'])}", flush=True)
         print(
-            f"  queue at the last answer {result.extra['queue_at_ack']:,}; /healthz p50/p99/max "
-            f"{result.extra.get('healthz_ms_p50_p99_max')} ms",
+            f"  queue at the last answer {result.extra['queue_at_ack']:,}; related-lists log "
+            f"when indexed {self.results[phase + '+index'].extra['refresh_log']:,} rows; "
+            f"/healthz p50/p99/max {result.extra.get('healthz_ms_p50_p99_max')} ms",
             flush=True,
         )
         print(f"  stored {count:,} articles (max id {stored:,}), {links:,} links", flush=True)
