@@ -148,8 +148,9 @@ class Database:
         # asyncpg's pool hands connections out through an asyncio.Queue, whose get() is not
         # first come, first served: a request arriving just as a connection is released takes
         # it, and the waiter that was woken goes to the back of the line again, so under load
-        # a few requests wait many turns (the p99 of page queries at 64 clients). A semaphore
-        # (FIFO: newcomers queue behind waiters) in front of each pool restores the order.
+        # a few requests wait many turns (the p99 of page queries at 64 clients; asyncpg issue
+        # #1247, open). A semaphore (FIFO: newcomers queue behind waiters) in front of each
+        # pool restores the order.
         self._gates = {
             role: asyncio.Semaphore(pool.get_max_size())
             for role, pool in (("primary", primary), ("replica", replica))
