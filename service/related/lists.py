@@ -1,7 +1,8 @@
 """Related stories served from stored lists, refreshed in the background.
 
-Ranking an article's related stories online costs two statements and ~1.5 ms of Python
-(`find_related`); an article page is read far more often than its neighbourhood changes. So
+Ranking an article's related stories online costs two statements and several milliseconds of
+Python (`find_related`: ~6 ms per article with its 80-candidate rescoring, decoding
+included); an article page is read far more often than its neighbourhood changes. So
 each article's list for the default arguments (`windowDays` 30, no filters) is stored, up to
 `LIST_SIZE` items, exactly as `find_related` ranks it, and served while it is valid: while no
 row for the article waits in the refresh log (migration 0008). Triggers on `article_signals`
@@ -9,9 +10,8 @@ append those rows when an article is indexed or changes (it may then leave the l
 articles in its old list, and enter those of the articles in its new one: relevance is
 nearly symmetric. The refresher re-ranks those too, the "cascade", skipping full lists whose
 lowest score is clearly above the article's), and when an article is taken down or excluded
-(every list naming it). Other
-arguments, and articles whose list is missing or stale, are ranked online: an answer is
-always either a valid stored list or the online ranking.
+(every list naming it). Other arguments, and articles whose list is missing or stale, are
+ranked online: an answer is always either a valid stored list or the online ranking.
 
 `Refresher` works the log in each server process, in small batches, using at most `share` of
 the wall time (a fifth of it while the process ingests); `drain` works it to the end (tests,
@@ -54,9 +54,9 @@ LIST_WINDOW_DAYS: Final = 30
 LIST_QUERY: Final = RelatedQuery(first=LIST_SIZE, window_days=LIST_WINDOW_DAYS)
 REFRESH_BATCH: Final = 100
 CASCADE_MARGIN: Final = 0.05
-# In the background: small batches (the ranking holds the event loop ~1.5 ms per article),
+# In the background: small batches (the ranking holds the event loop ~6 ms per article),
 # and a fifth of the share while this process ingests (bulk loads first; lists catch up).
-BACKGROUND_BATCH: Final = 10
+BACKGROUND_BATCH: Final = 2
 BUSY_DIVISOR: Final = 5
 BUSY_SECONDS: Final = 2.0
 REPORT_SECONDS: Final = 5.0
