@@ -26,7 +26,6 @@ from service.ingest.pipeline import (
     load_catalogue,
     merge_catalogue_entities,
 )
-from service.related.lists import note_ingest
 
 __all__ = ["Mutation"]
 
@@ -223,7 +222,6 @@ class Mutation:
             )
         info.context.read_own_writes()
         linker = await info.context.linker()
-        note_ingest()  # the related-lists refresher steps back while we ingest
         results = await ingest_batch(
             info.context.db, [_plain(a) for a in articles], linker=linker, writer=writer
         )

@@ -53,6 +53,7 @@ from service.ingest.linking import Linker, Mention
 from service.ingest.normalize import canonicalize_url, content_hash, parse_published_at, slugify
 from service.ingest.text import BODY_MAX, SUMMARY_MAX, TITLE_MAX, plain_text
 from service.metrics import count_ingest
+from service.related.lists import note_ingest
 
 __all__ = [
     "ENTITY_KINDS",
@@ -353,6 +354,7 @@ async def ingest_batch(
     on each article it writes, and a scoped (ingest) key may write only articles of its
     sources that no other key wrote last; other items are REJECTED with code FORBIDDEN.
     """
+    note_ingest()  # this process's related-lists refresher steps back while it ingests
     # Validation, HTML reduction, language detection and linking are CPU work: a thread keeps
     # them off the event loop, so reads are not stalled behind a large batch.
     results, drafts = await asyncio.to_thread(_prepare_all, items, linker, writer)

@@ -43,6 +43,7 @@ __all__ = [
     "note_ingest",
     "refresh_once",
     "related_stories",
+    "rest_after",
     "running_refresher",
     "stored_query",
 ]
@@ -71,6 +72,14 @@ def note_ingest() -> None:
 
 def _ingesting() -> bool:
     return time.monotonic() - _last_ingest < BUSY_SECONDS
+
+
+def rest_after(spent: float, share: float) -> float:
+    """Seconds to rest after `spent` seconds of work, to use at most `share` of the time (a
+    fifth of it while this process ingests)."""
+    if _ingesting():
+        share /= BUSY_DIVISOR
+    return spent * (1 / share - 1)
 
 
 def stored_query(query: RelatedQuery) -> bool:
@@ -207,9 +216,7 @@ class Refresher:
             if not done:
                 await asyncio.sleep(self._idle)
                 continue
-            spent = time.perf_counter() - started
-            share = self._share / BUSY_DIVISOR if _ingesting() else self._share
-            await asyncio.sleep(spent * (1 / share - 1))
+            await asyncio.sleep(rest_after(time.perf_counter() - started, self._share))
 
 
 @contextlib.asynccontextmanager

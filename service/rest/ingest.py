@@ -82,7 +82,6 @@ from service.errors import NewsgraphError
 from service.ingest.catalogue import LinkerCache
 from service.ingest.pipeline import ItemResult, ingest_batch
 from service.ingest.stream import StoreBatch, error_line, ingest_lines, result_line
-from service.related.lists import note_ingest
 
 __all__ = ["NDJSON_MEDIA_TYPES", "ingest_ndjson"]
 
@@ -169,7 +168,6 @@ def _store_as(db: Database, catalogue: LinkerCache | None, writer: Principal) ->
         items: Sequence[object], after: asyncio.Task[list[ItemResult]] | None
     ) -> list[ItemResult]:
         linker = await catalogue.get(db) if catalogue is not None else None
-        note_ingest()  # the related-lists refresher steps back while we ingest
         return await ingest_batch(db, items, linker=linker, writer=writer, after=after)
 
     return store

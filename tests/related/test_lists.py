@@ -245,6 +245,15 @@ async def test_the_running_service_refreshes_in_the_background(
     await remove_articles(db, [article_id], "test cleanup", removed_by=None)
 
 
+async def test_the_refresher_steps_back_while_its_process_ingests(
+    write_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lists, "_last_ingest", -lists.BUSY_SECONDS)  # no ingest lately
+    assert lists.rest_after(1.0, 0.5) == pytest.approx(1.0)
+    await ingest_batch(write_db, [NEWCOMER])
+    assert lists.rest_after(1.0, 0.5) == pytest.approx(9.0)  # a fifth of the share
+
+
 @pytest.mark.parametrize("percent", ["-1", "101", "x"])
 def test_refresh_share_must_be_a_percentage(percent: str) -> None:
     with pytest.raises(ConfigError, match="NEWSGRAPH_RELATED_REFRESH_PERCENT"):
