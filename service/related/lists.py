@@ -1,7 +1,7 @@
 """Related stories served from stored lists, refreshed in the background.
 
 Ranking an article's related stories online costs two statements and several milliseconds of
-Python (`find_related`: ~6 ms per article with its 80-candidate rescoring, decoding
+Python (`find_related`: ~4 ms per article with its 80-candidate rescoring, decoding
 included); an article page is read far more often than its neighbourhood changes. So
 each article's list for the default arguments (`windowDays` 30, no filters) is stored, up to
 `LIST_SIZE` items, exactly as `find_related` ranks it, and served while it is valid: while no
@@ -55,7 +55,7 @@ LIST_WINDOW_DAYS: Final = 30
 LIST_QUERY: Final = RelatedQuery(first=LIST_SIZE, window_days=LIST_WINDOW_DAYS)
 REFRESH_BATCH: Final = 100
 CASCADE_MARGIN: Final = 0.05
-# In the background: small batches (the ranking holds the event loop ~6 ms per article),
+# In the background: small batches (the ranking holds the event loop ~4 ms per article),
 # and a fifth of the share while this process ingests (bulk loads first; lists catch up).
 BACKGROUND_BATCH: Final = 2
 BUSY_DIVISOR: Final = 5
