@@ -230,27 +230,32 @@ class ClusterCandidate:
     dated: bool
 
 
+# The postings of term `q.term` nearest to article `p` in time, $4 on each side within the
+# window $3 (both ends of the (term, published_at, article_id) index, walked in order).
+NEAREST_POSTINGS: Final = """CROSS JOIN LATERAL (
+    (SELECT a.article_id FROM article_terms a
+     WHERE a.term = q.term
+       AND (a.published_at, a.article_id) > (p.published_at, p.article_id)
+       AND a.published_at <= p.published_at + $3::interval
+     ORDER BY a.published_at, a.article_id LIMIT $4)
+    UNION ALL
+    (SELECT a.article_id FROM article_terms a
+     WHERE a.term = q.term
+       AND (a.published_at, a.article_id) < (p.published_at, p.article_id)
+       AND a.published_at >= p.published_at - $3::interval
+     ORDER BY a.published_at DESC, a.article_id DESC LIMIT $4)
+) t"""
+
+
 # The story of a new article comes from its nearest neighbours in time that share its most
 # telling terms: a few bounded index scans per article, whatever the size of the archive.
-SELECT_CLUSTER_CANDIDATES: Final = """
+SELECT_CLUSTER_CANDIDATES: Final = f"""
 SELECT p.article_id, c.article_id AS other_id, s.story_id, s.published_at, s.dated
 FROM article_signals p
 CROSS JOIN LATERAL (
     SELECT DISTINCT t.article_id
     FROM unnest(p.terms[1:$2]) AS q(term)
-    CROSS JOIN LATERAL (
-        (SELECT a.article_id FROM article_terms a
-         WHERE a.term = q.term
-           AND (a.published_at, a.article_id) > (p.published_at, p.article_id)
-           AND a.published_at <= p.published_at + $3::interval
-         ORDER BY a.published_at, a.article_id LIMIT $4)
-        UNION ALL
-        (SELECT a.article_id FROM article_terms a
-         WHERE a.term = q.term
-           AND (a.published_at, a.article_id) < (p.published_at, p.article_id)
-           AND a.published_at >= p.published_at - $3::interval
-         ORDER BY a.published_at DESC, a.article_id DESC LIMIT $4)
-    ) t
+    {NEAREST_POSTINGS}
     WHERE t.article_id <> p.article_id
 ) c
 JOIN article_signals s ON s.article_id = c.article_id
@@ -394,7 +399,7 @@ async def fetch_signals(db: Database, ids: Sequence[int]) -> dict[int, ParentSig
 # Candidates from four indexes, each bounded: postings of the parent's heaviest terms nearest
 # in time (both sides), members of its story, copies in its duplicate group, and articles
 # sharing its most salient entities. Excluded articles never come back.
-SELECT_CANDIDATES: Final = """
+SELECT_CANDIDATES: Final = f"""
 WITH parents AS (
     SELECT s.*, coalesce(s.duplicate_of, s.article_id) AS dup_root,
            ARRAY(SELECT ae.entity_id FROM article_entities ae WHERE ae.article_id = s.article_id
@@ -407,19 +412,7 @@ found AS (
     CROSS JOIN LATERAL (
         SELECT t.article_id, sum(q.weight) AS hits
         FROM unnest(p.terms[1:$2], p.weights[1:$2]) AS q(term, weight)
-        CROSS JOIN LATERAL (
-            (SELECT a.article_id FROM article_terms a
-             WHERE a.term = q.term
-               AND (a.published_at, a.article_id) > (p.published_at, p.article_id)
-               AND a.published_at <= p.published_at + $3::interval
-             ORDER BY a.published_at, a.article_id LIMIT $4)
-            UNION ALL
-            (SELECT a.article_id FROM article_terms a
-             WHERE a.term = q.term
-               AND (a.published_at, a.article_id) < (p.published_at, p.article_id)
-               AND a.published_at >= p.published_at - $3::interval
-             ORDER BY a.published_at DESC, a.article_id DESC LIMIT $4)
-        ) t
+        {NEAREST_POSTINGS}
         GROUP BY t.article_id ORDER BY hits DESC, t.article_id LIMIT $6
     ) c
     UNION
