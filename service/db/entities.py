@@ -43,8 +43,10 @@ SELECT entity_id, alias FROM entity_aliases WHERE entity_id = ANY($1::bigint[])
 ORDER BY entity_id, alias
 """
 
+# Salience rounded to 4 decimals in float8 arithmetic, as the compiled pages write it
+# (service.db.pages._salience).
 SELECT_ARTICLE_ENTITIES: Final = """
-SELECT article_id, entity_id, round(salience::numeric, 4)::float8 AS salience, mention_count
+SELECT article_id, entity_id, round(salience::float8 * 10000) / 10000 AS salience, mention_count
 FROM article_entities
 WHERE article_id = ANY($1::bigint[])
 ORDER BY article_id, salience DESC, entity_id

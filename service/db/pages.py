@@ -29,29 +29,44 @@ __all__ = ["article_page_json", "entity_page_json", "feed_json", "related_json"]
 
 
 def _b64url(text_sql: str) -> str:
-    # base64url without padding, as service.ids.b64encode (PostgreSQL wraps base64 at 76).
-    return (
-        f"rtrim(translate(encode(convert_to({text_sql}, 'UTF8'), 'base64'), E'+/\\n', '-_'), '=')"
-    )
+    # base64url without padding, as service.ids.b64encode. The texts encoded here (type names,
+    # digits, ISO dates and the JSON punctuation of cursors) are ASCII without '>', '?' or
+    # '~', and base64 of such bytes never holds '+' or '/' (a sextet of 62 or 63 needs a byte
+    # >= 0xF8, or a byte ending in 0b111110 or 0b111111 in a group's last place: '>', '?',
+    # '~', DEL), so the alphabet needs no translation; `tests/graphql/test_compiled.py`
+    # checks that claim. PostgreSQL wraps base64 at 76 characters: long cursors lose the
+    # newline. (translate() cost ~1.3 µs a call, most of a global id's price.)
+    return f"rtrim(replace(encode(convert_to({text_sql}, 'UTF8'), 'base64'), E'\\n', ''), '=')"
 
 
 def _gid(type_name: str, column: str) -> str:
-    return _b64url(f"'{type_name}:' || {column}")
+    # Ids are short: their base64 never wraps.
+    return f"rtrim(encode(convert_to('{type_name}:' || {column}::text, 'UTF8'), 'base64'), '=')"
 
 
 def _iso(column: str) -> str:
-    # datetime.isoformat() of a UTC time: microseconds only when there are some.
+    """The JSON string of `datetime.isoformat()` of a UTC time (microseconds only when there
+    are some). PostgreSQL writes a timestamptz in JSON the same way in a UTC session
+    (SESSION_SETTINGS), except that it drops a fraction's trailing zeros, so times with a
+    fraction take the slower to_char path (3x the cost)."""
     return (
-        f"(to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN "
-        f"extract(microseconds FROM {column}) % 1000000 = 0 THEN '' ELSE "
-        f"to_char({column} AT TIME ZONE 'UTC', '.US') END || '+00:00')"
+        f"CASE WHEN {column} = date_trunc('second', {column}) THEN to_json({column}) ELSE "
+        f"to_json(to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US') "
+        f"|| '+00:00') END"
     )
+
+
+def _salience(column: str) -> str:
+    # round(salience, 4) in float8 arithmetic, as service.db.entities reads it: a real times
+    # 10,000 is exact in float8, and k / 10,000 prints as the short decimal (numeric rounding
+    # cost ~2 µs a value).
+    return f"round({column}::float8 * 10000) / 10000"
 
 
 def _newest_cursor(time_column: str, id_column: str) -> str:
     # orjson.dumps({"k": "newest", "v": [published_at.isoformat(), id]}), base64url.
     return _b64url(
-        f"""'{{"k":"newest","v":["' || {_iso(time_column)} || '",' || {id_column} || ']}}'"""
+        f"""'{{"k":"newest","v":[' || ({_iso(time_column)})::text || ',' || {id_column} || ']}}'"""
     )
 
 
@@ -67,7 +82,7 @@ def _top_entities(article: str, first: int) -> str:
     return f"""coalesce((
         SELECT json_agg(json_build_object('salience', x.salience, 'entity', {_entity_json("e")})
                         ORDER BY x.salience DESC, x.entity_id)
-        FROM (SELECT l.entity_id, round(l.salience::numeric, 4)::float8 AS salience
+        FROM (SELECT l.entity_id, {_salience("l.salience")} AS salience
               FROM article_entities l WHERE l.article_id = {article}
               ORDER BY 2 DESC, l.entity_id LIMIT {first}) x
         JOIN entities e ON e.id = x.entity_id), '[]'::json)"""
@@ -208,7 +223,7 @@ SELECT CASE WHEN rel.items IS NOT NULL THEN json_build_object('article', (SELECT
                     JOIN articles b ON b.id = r.article_id
                     JOIN sources bs ON bs.id = b.source_id), '[]'::json))))
             ORDER BY x.salience DESC, x.entity_id)
-        FROM (SELECT l.entity_id, round(l.salience::numeric, 4)::float8 AS salience,
+        FROM (SELECT l.entity_id, {_salience("l.salience")} AS salience,
                      l.mention_count
               FROM article_entities l WHERE l.article_id = a.id) x
         JOIN entities e ON e.id = x.entity_id), '[]'::json),

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import logging
+import random
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 import pytest
 
 from service.config import Settings
+from service.cursors import encode_cursor
+from service.db import pages
 from service.db.pool import Database, track_statements
 from service.graphql.compiled import COMPILED, CompiledOperation, compiled_documents
 from service.graphql.persisted import load_trusted_documents, sha256_hex
@@ -222,3 +226,83 @@ async def test_a_compiled_document_over_a_configured_limit_is_refused_as_before(
     async with app_client(shallow, db) as http:
         answer = await _post(http, {"query": _document("feed"), "variables": {"first": 2}})
     assert answer.json()["errors"][0]["extensions"]["code"] == "LIMIT_EXCEEDED"
+
+
+async def test_the_sql_encodings_write_what_python_writes(db: Database) -> None:
+    # Global ids and cursors without translating the base64 alphabet, JSON times, and the
+    # float rounding of saliences (service.db.pages) against service.ids, service.cursors,
+    # datetime.isoformat and round().
+    rng = random.Random(7)
+    keys = [*range(3000), *(10**n + d for n in range(3, 19) for d in (-1, 0, 1)), 2**63 - 1]
+    keys += [rng.randrange(2**63) for _ in range(3000)]
+    times = [
+        datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+        datetime(2026, 1, 2, 3, 4, 5, 120000, tzinfo=UTC),
+        datetime(2026, 1, 2, 3, 4, 5, 1, tzinfo=UTC),
+        datetime(99, 12, 31, 23, 59, 59, tzinfo=UTC),
+        *(
+            datetime(2000, 1, 1, tzinfo=UTC) + timedelta(microseconds=rng.randrange(10**15))
+            for _ in range(2000)
+        ),
+    ]
+    rows = await db.fetch(
+        f"""SELECT k, t, {pages._gid("Article", "k")} AS gid,
+                   {pages._newest_cursor("t", "k")} AS cursor, ({pages._iso("t")})::text AS iso
+            FROM unnest($1::bigint[], $2::timestamptz[]) AS x(k, t)""",
+        keys,
+        [times[i % len(times)] for i in range(len(keys))],
+    )
+    assert len(rows) == len(keys)
+    for row in rows:
+        assert row["gid"] == encode_id("Article", row["k"])
+        assert row["cursor"] == encode_cursor("newest", [row["t"], row["k"]])
+        assert orjson.loads(row["iso"]) == row["t"].isoformat()
+    saliences = [
+        0.0,
+        1.0,
+        0.30125,
+        0.123456,
+        0.99995,
+        0.00005,
+        *(rng.random() for _ in range(5000)),
+    ]
+    rows = await db.fetch(
+        f"SELECT s::float8 AS exact, {pages._salience('s')} AS rounded "
+        "FROM unnest($1::real[]) AS x(s)",
+        saliences,
+    )
+    assert all(row["rounded"] == round(row["exact"], 4) for row in rows)
+
+
+async def test_times_with_fractions_and_fine_saliences_are_identical(
+    settings: Settings, write_db: Database
+) -> None:
+    runner = GraphQLRunner(settings, write_db)
+    article_id = await write_db.fetchval(
+        "UPDATE articles SET published_at = '2030-01-02T03:04:05.120000Z' "
+        "WHERE id = (SELECT min(article_id) FROM article_entities) RETURNING id"
+    )
+    await write_db.fetchval(
+        "UPDATE article_entities SET published_at = '2030-01-02T03:04:05.120000Z', "
+        "salience = (ARRAY[0.30125, 0.123456, 1, 0.99995])[1 + entity_id % 4] "
+        "WHERE article_id = $1",
+        article_id,
+    )
+    general, fast = await _both(runner, settings, write_db, "feed", {"first": 3})
+    assert fast == general
+    first = general["articles"]["edges"][0]
+    assert first["node"]["publishedAt"] == "2030-01-02T03:04:05.120000+00:00"
+    assert first["node"]["entities"]
+    general, fast = await _both(
+        runner, settings, write_db, "article_page", {"id": encode_id("Article", article_id)}
+    )
+    assert fast == general
+    slug = await write_db.fetchval(
+        "SELECT e.slug FROM article_entities l JOIN entities e ON e.id = l.entity_id "
+        "WHERE l.article_id = $1 LIMIT 1",
+        article_id,
+    )
+    general, fast = await _both(
+        runner, settings, write_db, "entity_page", {"slug": slug, "first": 2}
+    )
+    assert fast == general
