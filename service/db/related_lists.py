@@ -18,8 +18,8 @@ __all__ = [
     "Claim",
     "ListRow",
     "claim",
-    "enqueue",
     "enqueue_entrants",
+    "enqueue_leaving",
     "fetch_item_ids",
     "fetch_valid_lists",
     "queue_depth",
@@ -58,14 +58,19 @@ WITH picked AS (
 )
 UPDATE related_refresh SET claimed_at = now()
 WHERE seq IN (SELECT seq FROM picked UNION SELECT seq FROM same)
-RETURNING seq, article_id, cascade
+RETURNING seq, article_id, cascade, xid::text
 """
+# Taken after the claim, before the ranking: every change the claimed rows announce is
+# committed, so visible to it (and to the ranking, whose statements start later).
+SNAPSHOT: Final = "SELECT pg_current_snapshot()::text"
 
 
 @dataclass(frozen=True, slots=True)
 class Claim:
     seqs: list[int]
     articles: dict[int, bool]  # article id -> whether to cascade (any of its rows says so)
+    xids: list[str]  # of the transactions that wrote the rows of cascading articles
+    snapshot: str  # what the ranking of these articles will see at least (pg_snapshot)
 
 
 async def claim(db: Database, limit: int) -> Claim:
@@ -75,7 +80,9 @@ async def claim(db: Database, limit: int) -> Claim:
     articles: dict[int, bool] = {}
     for r in rows:
         articles[r["article_id"]] = articles.get(r["article_id"], False) or r["cascade"]
-    return Claim(sorted(r["seq"] for r in rows), articles)
+    xids = sorted({r["xid"] for r in rows if r["cascade"]})
+    snapshot = str(await db.fetchval(SNAPSHOT)) if rows else ""
+    return Claim(sorted(r["seq"] for r in rows), articles, xids, snapshot)
 
 
 RELEASE: Final = "DELETE FROM related_refresh WHERE seq = ANY($1::bigint[])"
@@ -106,21 +113,24 @@ class ListRow:
 
 
 UPSERT_LISTS: Final = """
-INSERT INTO related_lists AS l (article_id, items, item_ids, floor, computed_at)
-SELECT x.article_id, x.items::json, x.item_ids::bigint[], x.floor, now()
+INSERT INTO related_lists AS l (article_id, items, item_ids, floor, computed_at, snapshot)
+SELECT x.article_id, x.items::json, x.item_ids::bigint[], x.floor, now(), $5::text::pg_snapshot
 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::real[])
     AS x(article_id, items, item_ids, floor)
 ORDER BY x.article_id
 ON CONFLICT (article_id) DO UPDATE SET
     items = EXCLUDED.items, item_ids = EXCLUDED.item_ids, floor = EXCLUDED.floor,
-    computed_at = EXCLUDED.computed_at
+    computed_at = EXCLUDED.computed_at, snapshot = EXCLUDED.snapshot
 """
 DELETE_LISTS: Final = "DELETE FROM related_lists WHERE article_id = ANY($1::bigint[])"
 
 
-async def store_lists(w: Writer, rows: Sequence[ListRow], gone: Sequence[int]) -> None:
-    """Replace the lists of `rows` (in id order: concurrent refreshers cannot deadlock) and
-    drop those of `gone` (articles without signals: taken down, or not indexed)."""
+async def store_lists(
+    w: Writer, rows: Sequence[ListRow], gone: Sequence[int], snapshot: str | None
+) -> None:
+    """Replace the lists of `rows` (in id order: concurrent refreshers cannot deadlock),
+    ranked on `snapshot` or later, and drop those of `gone` (articles without signals: taken
+    down, or not indexed)."""
     rows = sorted(rows, key=lambda r: r.article_id)
     if rows:
         await w.execute(
@@ -129,39 +139,55 @@ async def store_lists(w: Writer, rows: Sequence[ListRow], gone: Sequence[int]) -
             [r.items for r in rows],
             ["{" + ",".join(map(str, r.item_ids)) + "}" for r in rows],
             [r.floor for r in rows],
+            snapshot,
         )
     if gone:
         await w.execute(DELETE_LISTS, sorted(gone))
 
 
-ENQUEUE: Final = """
-INSERT INTO related_refresh (article_id, cascade)
-SELECT x, $2 FROM unnest($1::bigint[]) AS x ORDER BY x
-"""
+# A list ranked on a snapshot that sees every change ($xids) already accounts for them
+# (migration 0009); a list without a snapshot, or no list, does not.
+_UNSEEN: Final = """NOT coalesce(l.snapshot IS NOT NULL AND NOT EXISTS (
+    SELECT 1 FROM unnest({xids}::text[]::xid8[]) v WHERE NOT pg_visible_in_snapshot(v, l.snapshot)),
+    false)"""
 
-
-async def enqueue(w: Writer, ids: Sequence[int], *, cascade: bool) -> None:
-    if ids:
-        await w.execute(ENQUEUE, sorted(set(ids)), cascade)
-
-
-# A newcomer may enter a neighbour's list when it scores near or above that list's floor
-# (relevance is nearly symmetric; the margin covers the rest: feedback, salient entities).
-ENQUEUE_ENTRANTS: Final = """
+# The cascade to the lists an article leaves (or may leave): those that named it.
+ENQUEUE_LEAVING: Final = f"""
 INSERT INTO related_refresh (article_id, cascade)
 SELECT x.id, false
-FROM unnest($1::bigint[], $2::real[]) AS x(id, score)
+FROM unnest($1::bigint[]) AS x(id)
 LEFT JOIN related_lists l ON l.article_id = x.id
-WHERE l.floor IS NULL OR x.score + $3 >= l.floor
+WHERE {_UNSEEN.format(xids="$2")}
 ORDER BY x.id
 """
 
 
-async def enqueue_entrants(w: Writer, scores: dict[int, float], margin: float) -> None:
-    """Queue the lists that an article scoring `scores[id]` against them might enter."""
+async def enqueue_leaving(w: Writer, ids: Sequence[int], xids: Sequence[str]) -> None:
+    """Queue the lists of `ids` unless ranked after the changes of `xids` were committed."""
+    if ids:
+        await w.execute(ENQUEUE_LEAVING, sorted(set(ids)), list(xids))
+
+
+# A newcomer may enter a neighbour's list when it scores near or above that list's floor
+# (relevance is nearly symmetric; the margin covers the rest: feedback, salient entities).
+ENQUEUE_ENTRANTS: Final = f"""
+INSERT INTO related_refresh (article_id, cascade)
+SELECT x.id, false
+FROM unnest($1::bigint[], $2::real[]) AS x(id, score)
+LEFT JOIN related_lists l ON l.article_id = x.id
+WHERE (l.floor IS NULL OR x.score + $3 >= l.floor) AND {_UNSEEN.format(xids="$4")}
+ORDER BY x.id
+"""
+
+
+async def enqueue_entrants(
+    w: Writer, scores: dict[int, float], margin: float, xids: Sequence[str]
+) -> None:
+    """Queue the lists that an article scoring `scores[id]` against them might enter, unless
+    ranked after the changes of `xids` were committed."""
     if scores:
         ids = sorted(scores)
-        await w.execute(ENQUEUE_ENTRANTS, ids, [scores[i] for i in ids], margin)
+        await w.execute(ENQUEUE_ENTRANTS, ids, [scores[i] for i in ids], margin, list(xids))
 
 
 SELECT_DEPTH: Final = "SELECT count(*) FROM related_refresh"

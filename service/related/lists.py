@@ -9,8 +9,9 @@ row for the article waits in the refresh log (migration 0008). Triggers on `arti
 append those rows when an article is indexed or changes (it may then leave the lists of the
 articles in its old list, and enter those of the articles in its new one: relevance is
 nearly symmetric. The refresher re-ranks those too, the "cascade", skipping full lists whose
-lowest score is clearly above the article's), and when an article is taken down or excluded
-(every list naming it). Other arguments, and articles whose list is missing or stale, are
+lowest score is clearly above the article's, and lists ranked after the article's change was
+committed: migration 0009), and when an article is taken down or excluded (every list naming
+it). Other arguments, and articles whose list is missing or stale, are
 ranked online: an answer is always either a valid stored list or the online ranking.
 
 `Refresher` works the log in each server process, in small batches, using at most `share` of
@@ -146,7 +147,8 @@ async def refresh_once(db: Database, limit: int = REFRESH_BATCH) -> int:
             )
             for i, items in found.items()
         ]  # fmt: skip
-        await related_lists.store_lists(w, rows, [i for i in ids if i not in found])
+        gone = [i for i in ids if i not in found]
+        await related_lists.store_lists(w, rows, gone, claimed.snapshot)
         touched = set(ids)
         # The cascade: the article may leave the lists of its old neighbours, and enter those
         # of its new ones where it scores near their floor.
@@ -156,8 +158,9 @@ async def refresh_once(db: Database, limit: int = REFRESH_BATCH) -> int:
             for x in found.get(i, ()):
                 if x.article_id not in touched and x.article_id not in leaving:
                     entering[x.article_id] = max(entering.get(x.article_id, 0.0), x.score)
-        await related_lists.enqueue(w, sorted(leaving), cascade=False)
-        await related_lists.enqueue_entrants(w, entering, CASCADE_MARGIN)
+        # Lists ranked after the article's change was committed already account for it.
+        await related_lists.enqueue_leaving(w, sorted(leaving), claimed.xids)
+        await related_lists.enqueue_entrants(w, entering, CASCADE_MARGIN, claimed.xids)
         await related_lists.release(w, claimed)
     return len(claimed.seqs)
 

@@ -14,7 +14,7 @@ import pytest
 
 from service.config import ConfigError, Settings
 from service.db import related_lists
-from service.db.pool import Database, track_statements
+from service.db.pool import Database, open_database, track_statements
 from service.db.stories import set_exclude_from_related
 from service.db.takedowns import remove_articles
 from service.graphql.compiled import COMPILED
@@ -24,6 +24,7 @@ from service.related import indexer, lists
 from service.related.find_related import RelatedQuery, find_related
 from service.resources import operations_dir
 from tests.conftest import GraphQLRunner
+from tests.feed_support import scratch_database
 from tests.related.test_related_stories import ARTICLES, ICELAND_2, RELATED, _item
 from tests.support import app_client
 
@@ -158,7 +159,7 @@ async def test_claims_are_disjoint_and_an_abandoned_claim_is_taken_over(
     assert first.seqs
     assert second.seqs
     assert not set(first.seqs) & set(second.seqs)
-    assert await related_lists.claim(write_db, 100) == related_lists.Claim([], {})
+    assert (await related_lists.claim(write_db, 100)).seqs == []
     # A refresher that died holding `first`: its rows stay queued (lists invalid), and are
     # taken again once the claim is old.
     assert await _queued(write_db, ids) == set(ids)
@@ -179,8 +180,10 @@ async def test_a_claim_takes_every_free_row_of_its_articles(write_db: Database) 
         "ORDER BY seq LIMIT 1",
         ids,
     )
-    async with write_db.transaction() as w:  # a later row for the same article
-        await related_lists.enqueue(w, [oldest], cascade=False)
+    await write_db.fetchval(  # a later row for the same article
+        "INSERT INTO related_refresh (article_id, cascade) VALUES ($1, false) RETURNING seq",
+        oldest,
+    )
     rows = await write_db.fetchval(
         "SELECT count(*) FROM related_refresh WHERE article_id = $1", oldest
     )
@@ -258,3 +261,35 @@ async def test_the_refresher_steps_back_while_its_process_ingests(
 def test_refresh_share_must_be_a_percentage(percent: str) -> None:
     with pytest.raises(ConfigError, match="NEWSGRAPH_RELATED_REFRESH_PERCENT"):
         Settings.from_environ({"NEWSGRAPH_RELATED_REFRESH_PERCENT": percent})
+
+
+async def test_the_cascade_skips_lists_ranked_after_the_change(
+    server_url: str, settings: Settings
+) -> None:
+    # Committed transactions (a rolled-back test transaction never sees its own changes as
+    # committed): a list ranked after an article's change was committed already accounts for
+    # it, and is not queued again by that article's cascade; one ranked before it is.
+    async with (
+        scratch_database(server_url, "cascade") as url,
+        open_database(settings.with_database(url)) as db,
+    ):
+        ids = await _ingest(db, ARTICLES)
+        await lists.refresh_once(db, 1)  # every change is committed; one list is ranked
+        (first,) = [i for i in ids if i not in await _queued(db, ids)]
+        ranked = await db.fetchval(
+            "SELECT snapshot::text FROM related_lists WHERE article_id = $1", first
+        )
+        await lists.drain(db)  # the others name it, and their cascades skip its list
+        named = await db.fetchval(
+            "SELECT count(*) FROM related_lists WHERE $1 = ANY(item_ids)", first
+        )
+        assert named > 0
+        assert ranked == await db.fetchval(
+            "SELECT snapshot::text FROM related_lists WHERE article_id = $1", first
+        )
+        # A change committed after the lists were ranked cascades to them as before.
+        (new,) = await _ingest(db, [NEWCOMER])
+        await lists.refresh_once(db, 1)
+        assert ids[0] in await _queued(db, [ids[0]])
+        await lists.drain(db)
+        assert new in await _stored(db, ids[0])

@@ -5,27 +5,27 @@ WITH rel AS (
           AND NOT EXISTS (SELECT 1 FROM related_refresh q WHERE q.article_id = $1))) AS items
 )
 SELECT CASE WHEN rel.items IS NOT NULL THEN json_build_object('article', (SELECT json_build_object(
-    'id', rtrim(translate(encode(convert_to('Article:' || a.id, 'UTF8'), 'base64'), E'+/\n', '-_'), '='), 'title', a.title, 'summary', a.summary, 'body', a.body,
-    'url', a.url, 'canonicalUrl', a.canonical_url, 'publishedAt', (to_char(a.published_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS') || CASE WHEN extract(microseconds FROM a.published_at) % 1000000 = 0 THEN '' ELSE to_char(a.published_at AT TIME ZONE 'UTC', '.US') END || '+00:00'),
-    'publishedAtEstimated', a.published_at_estimated, 'updatedAt', (to_char(a.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS') || CASE WHEN extract(microseconds FROM a.updated_at) % 1000000 = 0 THEN '' ELSE to_char(a.updated_at AT TIME ZONE 'UTC', '.US') END || '+00:00'),
+    'id', rtrim(encode(convert_to('Article:' || a.id::text, 'UTF8'), 'base64'), '='), 'title', a.title, 'summary', a.summary, 'body', a.body,
+    'url', a.url, 'canonicalUrl', a.canonical_url, 'publishedAt', CASE WHEN a.published_at = date_trunc('second', a.published_at) THEN to_json(a.published_at) ELSE to_json(to_char(a.published_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') || '+00:00') END,
+    'publishedAtEstimated', a.published_at_estimated, 'updatedAt', CASE WHEN a.updated_at = date_trunc('second', a.updated_at) THEN to_json(a.updated_at) ELSE to_json(to_char(a.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') || '+00:00') END,
     'language', a.language, 'section', a.section, 'tags', to_json(a.tags),
     'authors', coalesce((SELECT json_agg(json_build_object('name', u.name) ORDER BY u.i)
                          FROM unnest(a.authors) WITH ORDINALITY u(name, i)), '[]'::json),
     'image', CASE WHEN coalesce(a.image_url, '') <> '' THEN json_build_object(
         'url', a.image_url, 'credit', a.image_credit, 'caption', a.image_caption,
         'alt', a.image_alt, 'width', a.image_width, 'height', a.image_height) END,
-    'source', (SELECT json_build_object('id', rtrim(translate(encode(convert_to('Source:' || s.id, 'UTF8'), 'base64'), E'+/\n', '-_'), '='), 'name', s.name,
+    'source', (SELECT json_build_object('id', rtrim(encode(convert_to('Source:' || s.id::text, 'UTF8'), 'base64'), '='), 'name', s.name,
                                         'domain', s.domain, 'country', s.country)
                FROM sources s WHERE s.id = a.source_id),
     'entities', coalesce((
         SELECT json_agg(json_build_object(
             'salience', x.salience, 'mentionCount', x.mention_count,
             'entity', json_build_object(
-                'id', rtrim(translate(encode(convert_to('Entity:' || e.id, 'UTF8'), 'base64'), E'+/\n', '-_'), '='), 'name', e.name, 'slug', e.slug, 'kind', e.kind,
+                'id', rtrim(encode(convert_to('Entity:' || e.id::text, 'UTF8'), 'base64'), '='), 'name', e.name, 'slug', e.slug, 'kind', e.kind,
                 'articles', json_build_object('edges', coalesce((
                     SELECT json_agg(json_build_object('node', json_build_object(
-                        'id', rtrim(translate(encode(convert_to('Article:' || b.id, 'UTF8'), 'base64'), E'+/\n', '-_'), '='), 'title', b.title,
-                        'publishedAt', (to_char(b.published_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS') || CASE WHEN extract(microseconds FROM b.published_at) % 1000000 = 0 THEN '' ELSE to_char(b.published_at AT TIME ZONE 'UTC', '.US') END || '+00:00'),
+                        'id', rtrim(encode(convert_to('Article:' || b.id::text, 'UTF8'), 'base64'), '='), 'title', b.title,
+                        'publishedAt', CASE WHEN b.published_at = date_trunc('second', b.published_at) THEN to_json(b.published_at) ELSE to_json(to_char(b.published_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') || '+00:00') END,
                         'source', json_build_object('name', bs.name)))
                         ORDER BY r.published_at DESC, r.article_id DESC)
                     FROM (SELECT l.article_id, l.published_at FROM article_entities l
@@ -34,7 +34,7 @@ SELECT CASE WHEN rel.items IS NOT NULL THEN json_build_object('article', (SELECT
                     JOIN articles b ON b.id = r.article_id
                     JOIN sources bs ON bs.id = b.source_id), '[]'::json))))
             ORDER BY x.salience DESC, x.entity_id)
-        FROM (SELECT l.entity_id, round(l.salience::numeric, 4)::float8 AS salience,
+        FROM (SELECT l.entity_id, round(l.salience::float8 * 10000) / 10000 AS salience,
                      l.mention_count
               FROM article_entities l WHERE l.article_id = a.id) x
         JOIN entities e ON e.id = x.entity_id), '[]'::json),
@@ -42,8 +42,8 @@ SELECT CASE WHEN rel.items IS NOT NULL THEN json_build_object('article', (SELECT
         SELECT json_agg(json_build_object(
             'score', r.item -> 1,
             'article', json_build_object(
-                'id', rtrim(translate(encode(convert_to('Article:' || c.id, 'UTF8'), 'base64'), E'+/\n', '-_'), '='), 'title', c.title,
-                'publishedAt', (to_char(c.published_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS') || CASE WHEN extract(microseconds FROM c.published_at) % 1000000 = 0 THEN '' ELSE to_char(c.published_at AT TIME ZONE 'UTC', '.US') END || '+00:00'),
+                'id', rtrim(encode(convert_to('Article:' || c.id::text, 'UTF8'), 'base64'), '='), 'title', c.title,
+                'publishedAt', CASE WHEN c.published_at = date_trunc('second', c.published_at) THEN to_json(c.published_at) ELSE to_json(to_char(c.published_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') || '+00:00') END,
                 'source', json_build_object('name', cs.name)),
             'reasons', json_build_object(
                 'relation', r.item ->> 4, 'textSimilarity', r.item -> 2,

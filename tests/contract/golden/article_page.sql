@@ -8,7 +8,7 @@ WHERE a.id = ANY($1::bigint[])
 ;
 SELECT a.id, a.body FROM articles a WHERE a.id = ANY($1::bigint[])
 ;
-SELECT article_id, entity_id, round(salience::numeric, 4)::float8 AS salience, mention_count
+SELECT article_id, entity_id, round(salience::float8 * 10000) / 10000 AS salience, mention_count
 FROM article_entities
 WHERE article_id = ANY($1::bigint[])
 ORDER BY article_id, salience DESC, entity_id

@@ -4,7 +4,7 @@ SELECT
     a.image_width, a.image_height, a.published_at, a.published_at_estimated, a.updated_at,
     a.ingested_at FROM articles a WHERE true ORDER BY a.published_at DESC, a.id DESC LIMIT $1
 ;
-SELECT article_id, entity_id, round(salience::numeric, 4)::float8 AS salience, mention_count
+SELECT article_id, entity_id, round(salience::float8 * 10000) / 10000 AS salience, mention_count
 FROM article_entities
 WHERE article_id = ANY($1::bigint[])
 ORDER BY article_id, salience DESC, entity_id
