@@ -48,7 +48,7 @@ from service.db.writes import (
     upsert_sources,
 )
 from service.errors import BadInput
-from service.ingest.language import detect_language
+from service.ingest.language import SAMPLE_CHARS, detect_language
 from service.ingest.linking import Linker, Mention
 from service.ingest.normalize import canonicalize_url, content_hash, parse_published_at, slugify
 from service.ingest.text import BODY_MAX, SUMMARY_MAX, TITLE_MAX, plain_text
@@ -313,7 +313,9 @@ def prepare(index: int, item: object, now: datetime) -> _Draft | list[ItemError]
     if problems.errors or url is None or title is None:
         return problems.errors
     if not language:
-        language = detect_language(" ".join(t for t in (title, summary, (body or "")[:2000]) if t))
+        language = detect_language(
+            " ".join(t for t in (title, summary, (body or "")[:SAMPLE_CHARS]) if t)
+        )
     language = language.lower()
     canonical = partner_canonical or url
     names = sorted(ref.name for ref, _ in entities)

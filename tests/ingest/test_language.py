@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service.ingest import language
-from service.ingest.language import ISO_639_1, detect_language, iso639_1
+from service.ingest.language import ISO_639_1, SAMPLE_CHARS, detect_language, iso639_1
 
 
 @pytest.fixture(autouse=True)
@@ -150,3 +150,11 @@ def test_any_text_gets_a_code_or_und(text: str) -> None:
     code = detect_language(text)
     assert code == "und" or code in ISO_639_1
     assert code != "no"
+
+
+def test_only_the_sample_decides() -> None:
+    english = "Ferry cancelled as gales batter the islands again this winter. " * 40
+    norwegian = "Fergen er innstilt fordi stormen herjer langs hele kysten i natt. " * 40
+    assert len(english) >= SAMPLE_CHARS
+    assert detect_language(english[:SAMPLE_CHARS] + norwegian) == "en"
+    assert detect_language(norwegian[:SAMPLE_CHARS] + english) == "nb"
