@@ -35,7 +35,7 @@ from service.observability import (
     tracing_enabled,
 )
 from service.related.indexer import RelatedIndexer
-from service.related.lists import running_refresher
+from service.related.lists import ingesting, running_refresher
 from service.resources import operations_dir
 from service.rest.access import AccessMiddleware
 from service.rest.health import healthz, readyz
@@ -120,6 +120,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
                         write_timeout_ms=settings.write_timeout_ms,
                         statement_cache_size=settings.statement_cache_size,
                         on_depth=metrics.observe_related_queue,
+                        ingesting_share=settings.related_index_percent_ingesting / 100,
+                        ingesting=ingesting,
                     )
                     indexer.start()
                     stack.push_async_callback(indexer.stop)

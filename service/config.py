@@ -142,6 +142,7 @@ class Settings:
     related_indexer: bool = True
     # Share of each process's wall time the related-lists refresher may use (0: none).
     related_refresh_percent: int = 25
+    related_index_percent_ingesting: int = 25
     # Operability (docs/operating.md).
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
@@ -209,6 +210,9 @@ class Settings:
             response_cache=_bool(env, "NEWSGRAPH_RESPONSE_CACHE", False),
             related_indexer=_bool(env, "NEWSGRAPH_RELATED_INDEXER", True),
             related_refresh_percent=_int(env, "NEWSGRAPH_RELATED_REFRESH_PERCENT", 25, low=0),
+            related_index_percent_ingesting=_int(
+                env, "NEWSGRAPH_RELATED_INDEX_PERCENT_INGESTING", 25, low=1
+            ),
             log_level=_choice(
                 env, "NEWSGRAPH_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")
             ),
@@ -236,6 +240,11 @@ class Settings:
             raise ConfigError(
                 "NEWSGRAPH_RELATED_REFRESH_PERCENT must be from 0 to 100, "
                 f"got {self.related_refresh_percent}"
+            )
+        if self.related_index_percent_ingesting > 100:
+            raise ConfigError(
+                "NEWSGRAPH_RELATED_INDEX_PERCENT_INGESTING must be from 1 to 100, "
+                f"got {self.related_index_percent_ingesting}"
             )
         if self.default_page_size > self.max_page_size:
             raise ConfigError(

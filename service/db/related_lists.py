@@ -146,10 +146,11 @@ async def store_lists(
 
 
 # A list ranked on a snapshot that sees every change ($xids) already accounts for them
-# (migration 0009); a list without a snapshot, or no list, does not.
+# (migration 0009); a list without a snapshot, or no list, does not. A change of this very
+# transaction (one test transaction doing it all) cannot be placed, so it counts as unseen.
 _UNSEEN: Final = """NOT coalesce(l.snapshot IS NOT NULL AND NOT EXISTS (
-    SELECT 1 FROM unnest({xids}::text[]::xid8[]) v WHERE NOT pg_visible_in_snapshot(v, l.snapshot)),
-    false)"""
+    SELECT 1 FROM unnest({xids}::text[]::xid8[]) v
+    WHERE NOT pg_visible_in_snapshot(v, l.snapshot) OR v = pg_current_xact_id()), false)"""
 
 # The cascade to the lists an article leaves (or may leave): those that named it.
 ENQUEUE_LEAVING: Final = f"""

@@ -14,6 +14,13 @@ process: a thread with its own event loop and its own connection, so neither its
 request-serving event loop; it wakes on `NOTIFY newsgraph_related_queue` (sent when an
 ingest commits) or after `poll` seconds. Several processes (workers, pods) share the queue:
 claims skip the rows another indexer holds (`FOR UPDATE SKIP LOCKED`).
+
+While its process ingests (`lists.note_ingest`), the background indexer uses at most
+`ingesting_share` of the wall time (`NEWSGRAPH_RELATED_INDEX_PERCENT_INGESTING`, 25 %): on a
+bulk load, acknowledging comes first and indexing catches up afterwards (the queue is
+durable; a process that does not ingest indexes at full speed, and so does this one once the
+load ends). With a trickle of live news the batches are small, so the share leaves the lag
+at seconds.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from service.db import related_queue
 from service.db.pool import Database
 from service.related.clustering import WrittenArticle, index_articles
 
-__all__ = ["BATCH_SIZE", "RelatedIndexer", "drain", "index_queued"]
+__all__ = ["BATCH_SIZE", "RelatedIndexer", "drain", "index_queued", "pause_after"]
 
 log = logging.getLogger("newsgraph.related")
 
@@ -86,6 +93,14 @@ async def index_queued(db: Database, limit: int = BATCH_SIZE) -> int:
     raise AssertionError("unreachable")
 
 
+def pause_after(spent: float, share: float, ingesting: bool) -> float:
+    """Seconds to pause after a batch that took `spent` seconds: none unless the process is
+    ingesting, then enough to use at most `share` (0-1] of the wall time."""
+    if not ingesting or share >= 1:
+        return 0.0
+    return spent * (1 / share - 1)
+
+
 async def drain(db: Database, *, limit: int = BATCH_SIZE) -> int:
     """Index until the queue is empty, waiting for rows other indexers hold; returns the
     number of ids this call claimed (bound it with `asyncio.timeout`)."""
@@ -113,8 +128,12 @@ class RelatedIndexer:
         write_timeout_ms: int | None = None,
         statement_cache_size: int = 100,
         on_depth: Callable[[int, int], None] | None = None,
+        ingesting_share: float = 1.0,
+        ingesting: Callable[[], bool] = lambda: False,
     ) -> None:
         self.dsn = dsn
+        self.ingesting_share = ingesting_share
+        self.ingesting = ingesting
         self.batch_size = batch_size
         self.poll = poll
         self.write_timeout_ms = write_timeout_ms
@@ -183,6 +202,7 @@ class RelatedIndexer:
                 last_depth = 0.0
                 while True:
                     wake.clear()
+                    started = time.perf_counter()
                     claimed = await index_queued(db, self.batch_size)
                     self.indexed += claimed
                     failures = 0
@@ -191,6 +211,10 @@ class RelatedIndexer:
                         self._report(await related_queue.queue_depth(db))
                         last_depth = now
                     if claimed:
+                        spent = time.perf_counter() - started
+                        await asyncio.sleep(
+                            pause_after(spent, self.ingesting_share, self.ingesting())
+                        )
                         continue
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(wake.wait(), self.poll)

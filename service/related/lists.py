@@ -41,6 +41,7 @@ __all__ = [
     "decode_items",
     "drain",
     "encode_items",
+    "ingesting",
     "note_ingest",
     "refresh_once",
     "related_stories",
@@ -71,14 +72,15 @@ def note_ingest() -> None:
     _last_ingest = time.monotonic()
 
 
-def _ingesting() -> bool:
+def ingesting() -> bool:
+    """Whether this process ingested in the last `BUSY_SECONDS` (any thread may ask)."""
     return time.monotonic() - _last_ingest < BUSY_SECONDS
 
 
 def rest_after(spent: float, share: float) -> float:
     """Seconds to rest after `spent` seconds of work, to use at most `share` of the time (a
     fifth of it while this process ingests)."""
-    if _ingesting():
+    if ingesting():
         share /= BUSY_DIVISOR
     return spent * (1 / share - 1)
 

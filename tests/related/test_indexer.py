@@ -20,12 +20,13 @@ import pytest
 import pytest_asyncio
 
 from service.app import create_app
-from service.config import Settings
+from service.config import ConfigError, Settings
 from service.db import related_queue
 from service.db.pool import Database, connect, open_database
 from service.db.takedowns import remove_articles
 from service.ids import decode_typed_id
 from service.ingest.pipeline import ingest_batch
+from service.related import indexer, lists
 from service.related.indexer import drain, index_queued
 from tests.factories import article_input
 from tests.feed_support import scratch_database
@@ -314,3 +315,21 @@ async def test_the_app_indexes_in_the_background(
         await _eventually(counted, within=10)
         assert "newsgraph_related_queue_depth 0.0" in (await http.get("/metrics")).text
         assert (await http.get("/readyz")).json()["relatedQueue"] == 0
+
+
+async def test_the_background_indexer_steps_back_while_its_process_ingests(
+    write_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lists, "_last_ingest", -lists.BUSY_SECONDS)  # no ingest lately
+    assert not lists.ingesting()
+    assert indexer.pause_after(2.0, 0.25, lists.ingesting()) == 0  # full speed
+    await ingest_batch(write_db, [article_input(title="A bulk load")])
+    assert lists.ingesting()
+    assert indexer.pause_after(2.0, 0.25, lists.ingesting()) == pytest.approx(6.0)
+    assert indexer.pause_after(2.0, 1.0, lists.ingesting()) == 0  # a share of 100 %
+
+
+@pytest.mark.parametrize("percent", ["0", "101", "x"])
+def test_the_indexer_share_must_be_a_percentage(percent: str) -> None:
+    with pytest.raises(ConfigError, match="NEWSGRAPH_RELATED_INDEX_PERCENT_INGESTING"):
+        Settings.from_environ({"NEWSGRAPH_RELATED_INDEX_PERCENT_INGESTING": percent})
