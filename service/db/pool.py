@@ -265,6 +265,10 @@ class Database:
         """`fetchval` that may run on a cached generic plan (see `_plan_mode`)."""
         return await self._read(sql, lambda conn: conn.fetchval(sql, *args), generic_plan=True)
 
+    async def fetchrow_planned(self, sql: str, *args: object) -> asyncpg.Record | None:
+        """`fetchrow` that may run on a cached generic plan (see `_plan_mode`)."""
+        return await self._read(sql, lambda conn: conn.fetchrow(sql, *args), generic_plan=True)
+
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Writer]:
         """A transaction on the primary; statements run through the returned `Writer`."""

@@ -12,7 +12,6 @@ import orjson
 import pytest
 
 from service.config import Settings
-from service.cursors import encode_cursor
 from service.db import pages
 from service.db.pool import Database, track_statements
 from service.graphql.compiled import COMPILED, CompiledOperation, compiled_documents
@@ -229,7 +228,7 @@ async def test_a_compiled_document_over_a_configured_limit_is_refused_as_before(
 
 
 async def test_the_sql_encodings_write_what_python_writes(db: Database) -> None:
-    # Global ids and cursors without translating the base64 alphabet, JSON times, and the
+    # Global ids without translating the base64 alphabet, JSON times, and the
     # float rounding of saliences (service.db.pages) against service.ids, service.cursors,
     # datetime.isoformat and round().
     rng = random.Random(7)
@@ -247,7 +246,7 @@ async def test_the_sql_encodings_write_what_python_writes(db: Database) -> None:
     ]
     rows = await db.fetch(
         f"""SELECT k, t, {pages._gid("Article", "k")} AS gid,
-                   {pages._newest_cursor("t", "k")} AS cursor, ({pages._iso("t")})::text AS iso
+                   ({pages._iso("t")})::text AS iso
             FROM unnest($1::bigint[], $2::timestamptz[]) AS x(k, t)""",
         keys,
         [times[i % len(times)] for i in range(len(keys))],
@@ -255,7 +254,6 @@ async def test_the_sql_encodings_write_what_python_writes(db: Database) -> None:
     assert len(rows) == len(keys)
     for row in rows:
         assert row["gid"] == encode_id("Article", row["k"])
-        assert row["cursor"] == encode_cursor("newest", [row["t"], row["k"]])
         assert orjson.loads(row["iso"]) == row["t"].isoformat()
     saliences = [
         0.0,
