@@ -6,12 +6,17 @@ would (global ids, cursors and dates as `service.ids`, `service.cursors` and str
 them). `service.graphql.compiled` decides when a request may take this path; a test compares
 both paths operation by operation.
 
-The feed and the entity page fetch their rows (nested arrays of records) in one statement and
-build the JSON in Python; the article page's JSON is built by PostgreSQL (`json`, not `jsonb`:
-jsonb would reorder the keys). Its related stories come from the article's stored list when
-it is valid (service.related.lists), in the same statement; otherwise they are ranked in
-Python first (as the general path does) and the statement takes them, in order, as one
-`json` argument (see `related_json`).
+Each page's statement returns its rows (nested arrays of records, which asyncpg decodes in
+C), and Python builds the JSON. Building it in PostgreSQL instead (json_build_object ~2.3 µs
+an object, a global id ~0.8 µs, ~260 objects in a page of 20) cost PostgreSQL about twice
+what the rows cost, and with two processes PostgreSQL is the bottleneck (measured on the 200k
+bench database, a feed page of 20: 1.2 ms of PostgreSQL CPU for the JSON statement against
+0.55 ms for the rows, for ~0.3 ms more of Python).
+
+The article page's related stories come from the article's stored list when it is valid
+(service.related.lists), in the same statement; otherwise they are ranked in Python first (as
+the general path does) and the statement takes them, in order, as one `json` argument (see
+`related_json`).
 """
 
 from __future__ import annotations
@@ -33,51 +38,11 @@ from service.related.find_related import RelatedItem
 __all__ = ["article_page_json", "entity_page_json", "feed_json", "related_json"]
 
 
-def _gid(type_name: str, column: str) -> str:
-    # base64url without padding, as service.ids.encode_id. A type name, ':' and digits are
-    # ASCII without '>', '?' or '~', and base64 of such bytes never holds '+' or '/' (a
-    # sextet of 62 or 63 needs a byte >= 0xF8 to start a group, or one ending in 0b111110 or
-    # 0b111111 in a group's last place: '>', '?', '~', DEL), so the alphabet needs no
-    # translate() (~1.3 µs a call, most of an id's price); short, so never wrapped.
-    # `tests/graphql/test_compiled.py` checks it against service.ids.
-    return f"rtrim(encode(convert_to('{type_name}:' || {column}::text, 'UTF8'), 'base64'), '=')"
-
-
-def _iso(column: str) -> str:
-    """The JSON string of `datetime.isoformat()` of a UTC time (microseconds only when there
-    are some). PostgreSQL writes a timestamptz in JSON the same way in a UTC session
-    (SESSION_SETTINGS), except that it drops a fraction's trailing zeros, so times with a
-    fraction take the slower to_char path (3x the cost)."""
-    return (
-        f"CASE WHEN {column} = date_trunc('second', {column}) THEN to_json({column}) ELSE "
-        f"to_json(to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US') "
-        f"|| '+00:00') END"
-    )
-
-
 def _salience(column: str) -> str:
     # round(salience, 4) in float8 arithmetic, as service.db.entities reads it: a real times
     # 10,000 is exact in float8, and k / 10,000 prints as the short decimal (numeric rounding
     # cost ~2 µs a value).
     return f"round({column}::float8 * 10000) / 10000"
-
-
-def _entity_json(alias: str) -> str:
-    return (
-        f"json_build_object('id', {_gid('Entity', f'{alias}.id')}, 'name', {alias}.name, "
-        f"'slug', {alias}.slug, 'kind', {alias}.kind)"
-    )
-
-
-# --- the feed and the entity page: rows from one statement, JSON from Python ----------------
-#
-# Building these pages' JSON in PostgreSQL (json_build_object ~2.3 µs an object, a global id
-# ~0.8 µs, for ~260 objects a page) cost PostgreSQL about twice what the rows cost; Python
-# builds the same objects for less (measured on the 200k bench database, one page of 20: 1.2
-# ms of PostgreSQL CPU for the JSON statement against 0.55 ms for the rows; +0.3 ms of
-# Python). With two processes PostgreSQL is the bottleneck, so these two pages fetch rows
-# (nested arrays of records, decoded by asyncpg in C) and assemble the JSON here, with the
-# functions the general path uses for ids, cursors and dates.
 
 
 def _top_entity_rows(article: str, first: int) -> str:
@@ -247,76 +212,107 @@ async def entity_page_json(
 ARTICLE_PAGE_RELATED: Final = 5
 
 # $2: the related items ranked online (`related_json`), or NULL for the article's stored
-# list, when valid (see service.related.lists); without one the statement answers NULL and
-# the caller ranks online.
-SELECT_ARTICLE_PAGE_JSON: Final = f"""
+# list, when valid (see service.related.lists); without one the statement answers no row
+# and the caller ranks online.
+SELECT_ARTICLE_PAGE: Final = f"""
 WITH rel AS (
     SELECT coalesce($2::text::json, (
         SELECT l.items FROM related_lists l
         WHERE l.article_id = $1
           AND NOT EXISTS (SELECT 1 FROM related_refresh q WHERE q.article_id = $1))) AS items
 )
-SELECT CASE WHEN rel.items IS NOT NULL THEN json_build_object('article', (SELECT json_build_object(
-    'id', {_gid("Article", "a.id")}, 'title', a.title, 'summary', a.summary, 'body', a.body,
-    'url', a.url, 'canonicalUrl', a.canonical_url, 'publishedAt', {_iso("a.published_at")},
-    'publishedAtEstimated', a.published_at_estimated, 'updatedAt', {_iso("a.updated_at")},
-    'language', a.language, 'section', a.section, 'tags', to_json(a.tags),
-    'authors', coalesce((SELECT json_agg(json_build_object('name', u.name) ORDER BY u.i)
-                         FROM unnest(a.authors) WITH ORDINALITY u(name, i)), '[]'::json),
-    'image', CASE WHEN coalesce(a.image_url, '') <> '' THEN json_build_object(
-        'url', a.image_url, 'credit', a.image_credit, 'caption', a.image_caption,
-        'alt', a.image_alt, 'width', a.image_width, 'height', a.image_height) END,
-    'source', (SELECT json_build_object('id', {_gid("Source", "s.id")}, 'name', s.name,
-                                        'domain', s.domain, 'country', s.country)
-               FROM sources s WHERE s.id = a.source_id),
-    'entities', coalesce((
-        SELECT json_agg(json_build_object(
-            'salience', x.salience, 'mentionCount', x.mention_count,
-            'entity', json_build_object(
-                'id', {_gid("Entity", "e.id")}, 'name', e.name, 'slug', e.slug, 'kind', e.kind,
-                'articles', json_build_object('edges', coalesce((
-                    SELECT json_agg(json_build_object('node', json_build_object(
-                        'id', {_gid("Article", "b.id")}, 'title', b.title,
-                        'publishedAt', {_iso("b.published_at")},
-                        'source', json_build_object('name', bs.name)))
-                        ORDER BY r.published_at DESC, r.article_id DESC)
-                    FROM (SELECT l.article_id, l.published_at FROM article_entities l
-                          WHERE l.entity_id = e.id
-                          ORDER BY l.published_at DESC, l.article_id DESC LIMIT 5) r
-                    JOIN articles b ON b.id = r.article_id
-                    JOIN sources bs ON bs.id = b.source_id), '[]'::json))))
-            ORDER BY x.salience DESC, x.entity_id)
-        FROM (SELECT l.entity_id, {_salience("l.salience")} AS salience,
-                     l.mention_count
-              FROM article_entities l WHERE l.article_id = a.id) x
-        JOIN entities e ON e.id = x.entity_id), '[]'::json),
-    'relatedStories', coalesce((
-        SELECT json_agg(json_build_object(
-            'score', r.item -> 1,
-            'article', json_build_object(
-                'id', {_gid("Article", "c.id")}, 'title', c.title,
-                'publishedAt', {_iso("c.published_at")},
-                'source', json_build_object('name', cs.name)),
-            'reasons', json_build_object(
-                'relation', r.item ->> 4, 'textSimilarity', r.item -> 2,
-                'timeGapHours', r.item -> 3,
-                'sharedEntities', coalesce((
-                    SELECT json_agg(json_build_object('name', se.name) ORDER BY k.i)
-                    FROM json_array_elements_text(r.item -> 5) WITH ORDINALITY k(id, i)
-                    -- A merged entity's old id resolves to the entity it was merged into.
-                    JOIN entities se ON se.id = coalesce(
-                        (SELECT rd.entity_id FROM entity_redirects rd
-                         WHERE rd.old_id = k.id::bigint), k.id::bigint)), '[]'::json)))
-            ORDER BY r.i)
-        FROM json_array_elements(rel.items) WITH ORDINALITY r(item, i)
-        JOIN articles c ON c.id = (r.item ->> 0)::bigint
-        JOIN sources cs ON cs.id = c.source_id
-        WHERE r.i <= {ARTICLE_PAGE_RELATED}), '[]'::json)
-) FROM articles a WHERE a.id = $1))::text END FROM rel"""
+SELECT a.id, a.title, a.summary, a.body, a.url, a.canonical_url, a.published_at,
+       a.published_at_estimated, a.updated_at, a.language, a.section, a.tags, a.authors,
+       a.image_url, a.image_credit, a.image_caption, a.image_alt, a.image_width,
+       a.image_height, s.id AS source_id, s.name AS source_name, s.domain AS source_domain,
+       s.country AS source_country,
+       ARRAY(SELECT ROW(x.salience, x.mention_count, e.id, e.name, e.slug, e.kind, ARRAY(
+                        SELECT ROW(b.id, b.title, b.published_at, bs.name)
+                        FROM (SELECT l.article_id, l.published_at FROM article_entities l
+                              WHERE l.entity_id = e.id
+                              ORDER BY l.published_at DESC, l.article_id DESC LIMIT 5) r
+                        JOIN articles b ON b.id = r.article_id
+                        JOIN sources bs ON bs.id = b.source_id
+                        ORDER BY r.published_at DESC, r.article_id DESC))
+             FROM (SELECT l.entity_id, {_salience("l.salience")} AS salience, l.mention_count
+                   FROM article_entities l WHERE l.article_id = a.id) x
+             JOIN entities e ON e.id = x.entity_id
+             ORDER BY x.salience DESC, x.entity_id) AS entities,
+       ARRAY(SELECT ROW(r.item::text, c.id, c.title, c.published_at, cs.name, ARRAY(
+                        SELECT se.name
+                        FROM json_array_elements_text(r.item -> 5) WITH ORDINALITY k(id, i)
+                        -- A merged entity's old id resolves to the entity it was merged into.
+                        JOIN entities se ON se.id = coalesce(
+                            (SELECT rd.entity_id FROM entity_redirects rd
+                             WHERE rd.old_id = k.id::bigint), k.id::bigint)
+                        ORDER BY k.i))
+             FROM json_array_elements(rel.items) WITH ORDINALITY r(item, i)
+             JOIN articles c ON c.id = (r.item ->> 0)::bigint
+             JOIN sources cs ON cs.id = c.source_id
+             WHERE r.i <= {ARTICLE_PAGE_RELATED}
+             ORDER BY r.i) AS related
+FROM rel LEFT JOIN articles a ON a.id = $1 LEFT JOIN sources s ON s.id = a.source_id
+WHERE rel.items IS NOT NULL"""
+
+
+def _iso_or_none(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _article_page(r: Any) -> dict[str, Any] | None:
+    if r["id"] is None:
+        return None
+    image = None
+    if r["image_url"]:
+        image = {
+            "url": r["image_url"], "credit": r["image_credit"], "caption": r["image_caption"],
+            "alt": r["image_alt"], "width": r["image_width"], "height": r["image_height"],
+        }  # fmt: skip
+    source = None
+    if r["source_id"] is not None:
+        source = {
+            "id": _id("Source", r["source_id"]), "name": r["source_name"],
+            "domain": r["source_domain"], "country": r["source_country"],
+        }  # fmt: skip
+    # entities: (salience, mention count, id, name, slug, kind, latest articles)
+    # latest articles: (id, title, published_at, source name)
+    entities = [
+        {"salience": salience, "mentionCount": mentions, "entity": {
+            "id": _id("Entity", eid), "name": name, "slug": slug, "kind": kind,
+            "articles": {"edges": [
+                {"node": {"id": encode_id("Article", bid), "title": title,
+                          "publishedAt": published.isoformat(), "source": {"name": source_name}}}
+                for bid, title, published, source_name in latest
+            ]},
+        }}
+        for salience, mentions, eid, name, slug, kind, latest in r["entities"]
+    ]  # fmt: skip
+    # related: (stored item, id, title, published_at, source name, shared entity names);
+    # an item is [article id, score, text similarity, time gap, relation, entity ids, ...].
+    related = []
+    for text, cid, title, published, source_name, shared in r["related"]:
+        item = orjson.loads(text)
+        related.append({
+            "score": item[1],
+            "article": {"id": encode_id("Article", cid), "title": title,
+                        "publishedAt": published.isoformat(), "source": {"name": source_name}},
+            "reasons": {"relation": item[4], "textSimilarity": item[2], "timeGapHours": item[3],
+                        "sharedEntities": [{"name": n} for n in shared]},
+        })  # fmt: skip
+    return {
+        "id": encode_id("Article", r["id"]), "title": r["title"], "summary": r["summary"],
+        "body": r["body"], "url": r["url"], "canonicalUrl": r["canonical_url"],
+        "publishedAt": r["published_at"].isoformat(),
+        "publishedAtEstimated": r["published_at_estimated"],
+        "updatedAt": _iso_or_none(r["updated_at"]), "language": r["language"],
+        "section": r["section"], "tags": None if r["tags"] is None else list(r["tags"]),
+        "authors": [{"name": name} for name in r["authors"] or ()],
+        "image": image, "source": source, "entities": entities, "relatedStories": related,
+    }  # fmt: skip
 
 
 def related_json(items: Sequence[RelatedItem]) -> str:
-    """The article page's related items, in order, for `SELECT_ARTICLE_PAGE_JSON`: each
+    """The article page's related items, in order, for `SELECT_ARTICLE_PAGE`: each
     `[article id, score, text similarity, time gap, relation, [shared entity ids]]`, its
     numbers written as the general path writes them (`json.dumps`: the shortest repr), so
     PostgreSQL copies them into the page as they are (a `json` value keeps its text)."""
@@ -331,5 +327,7 @@ def related_json(items: Sequence[RelatedItem]) -> str:
 async def article_page_json(db: Database, article_id: int, related: str | None) -> str | None:
     """`data` of the ArticlePage operation; `related` from `related_json`, or None for the
     stored list (then None when the article has no valid one)."""
-    page = await db.fetchval_planned(SELECT_ARTICLE_PAGE_JSON, article_id, related)
-    return None if page is None else str(page)
+    row = await db.fetchrow_planned(SELECT_ARTICLE_PAGE, article_id, related)
+    if row is None:
+        return None
+    return orjson.dumps({"article": _article_page(row)}).decode()

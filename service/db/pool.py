@@ -89,9 +89,7 @@ async def _init_connection(conn: asyncpg.Connection[Any]) -> None:
 
 async def connect(dsn: str) -> asyncpg.Connection[Any]:
     """One connection with the pool's codecs (for tests and one-off scripts)."""
-    conn: asyncpg.Connection[Any] = await asyncpg.connect(
-        dsn, server_settings={"timezone": SESSION_SETTINGS["timezone"]}
-    )
+    conn: asyncpg.Connection[Any] = await asyncpg.connect(dsn)
     await _init_connection(conn)
     return conn
 
@@ -372,8 +370,6 @@ SESSION_SETTINGS: Final = {
     # generic plan chosen after five runs walked the whole popularity index for a rare
     # autocomplete word (900 ms at 1M entities). Planning our statements costs well under 1 ms.
     "plan_cache_mode": "force_custom_plan",
-    # The compiled pages write times as JSON in the session's zone (service.db.pages._iso).
-    "timezone": "UTC",
 }
 
 
