@@ -75,6 +75,7 @@ async def index_articles(w: Writer, articles: Sequence[WrittenArticle]) -> None:
             dated=not a.estimated,
             terms=list(v),
             weights=list(v.values()),
+            tfs=[F.tf(f.counts[t]) for t in v],
             signature=f.signature or None,
             postings=list(v)[:POSTING_TERMS],
             bands=list(f.bands),
