@@ -9,7 +9,7 @@ weights fixed at indexing would keep the skewed IDF the first articles of a data
   shares the event's particular words, which lifts its members above stories of the same kind;
 - time: that cosine multiplied by 0.6-1.0 by closeness in time (half-life about two days) when
   both dates are real; an estimated date is "unknown", the neutral middle (0.75);
-- neighbours: mixed in at 0.3 (score = (text + 0.3 · agreement) / 1.3), the cosine of the two
+- neighbours: mixed in at 0.4 (score = (text + 0.4 · agreement) / 1.4), the cosine of the two
   articles' rows of their ten nearest candidates: coverage of one event has the same nearest
   neighbours, while another event of the same kind (shared topic words, other names) has
   neighbours of its own, so this pushes such hard negatives down;
@@ -39,7 +39,7 @@ from service.related.clustering import STORY_SIMILARITY
 
 __all__ = ["Idf", "RelatedItem", "RelatedQuery", "find_related", "rank"]
 
-CANDIDATE_TERMS: Final = 12
+CANDIDATE_TERMS: Final = 16
 PER_LIST: Final = 40
 PARENT_ENTITIES: Final = 5
 PER_ENTITY: Final = 20
@@ -52,7 +52,7 @@ FEEDBACK_DOCS: Final = 3
 RESCORED: Final = 80
 # Agreement of the nearest neighbours within the candidates (see `_context_scores`).
 NEIGHBOURS: Final = 10
-NEIGHBOUR_WEIGHT: Final = 0.3
+NEIGHBOUR_WEIGHT: Final = 0.4
 ENTITY_BONUS: Final = 0.02
 STORY_BONUS: Final = 0.05
 SAME_STORY_TEXT: Final = 0.5
