@@ -9,10 +9,12 @@ weights fixed at indexing would keep the skewed IDF the first articles of a data
   shares the event's particular words, which lifts its members above stories of the same kind;
 - time: that cosine multiplied by 0.6-1.0 by closeness in time (half-life about two days) when
   both dates are real; an estimated date is "unknown", the neutral middle (0.75);
-- neighbours: mixed in at 0.4 (score = (text + 0.4 · agreement) / 1.4), the cosine of the two
-  articles' rows of their ten nearest candidates: coverage of one event has the same nearest
-  neighbours, while another event of the same kind (shared topic words, other names) has
-  neighbours of its own, so this pushes such hard negatives down;
+- neighbours: mixed in as score = (text + 0.6 · agreement + 0.4 · row agreement) / 2.0;
+  agreement is the cosine of the two articles' rows of their ten nearest candidates: coverage
+  of one event has the same nearest neighbours, while another event of the same kind (shared
+  topic words, other names) has neighbours of its own, so this pushes such hard negatives
+  down; row agreement is the cosine of their whole rows of scores, which stays high between
+  members of a story far larger than ten (where the nearest ten are a chance draw);
 - a small bonus per shared entity (up to five) and for membership in the same story.
 Relation: DUPLICATE for copies of one text (MinHash, found at ingest), SAME_STORY for the same
 story cluster, a cosine of 0.5 or more, or two dated articles within 48 hours that share two
@@ -52,7 +54,9 @@ FEEDBACK_DOCS: Final = 3
 RESCORED: Final = 80
 # Agreement of the nearest neighbours within the candidates (see `_context_scores`).
 NEIGHBOURS: Final = 10
-NEIGHBOUR_WEIGHT: Final = 0.4
+NEIGHBOUR_WEIGHT: Final = 0.6
+# Agreement over all members' rows (see `_context_scores`).
+ROW_WEIGHT: Final = 0.4
 ENTITY_BONUS: Final = 0.02
 STORY_BONUS: Final = 0.05
 SAME_STORY_TEXT: Final = 0.5
@@ -242,8 +246,9 @@ def _context_scores(
     """Each candidate's text score for the parent (0..1): the cosine after pseudo-relevance
     feedback (every member's vector plus its FEEDBACK_DOCS closest members', Rocchio style),
     times closeness in time, mixed with how much the two agree on their NEIGHBOURS nearest
-    members (cosine of the rows of nearest neighbours): coverage of one event is closest to
-    the same other articles, while a story of the same kind has neighbours of its own."""
+    members (cosine of the rows of nearest neighbours) and on all members (cosine of whole
+    rows): coverage of one event is closest to the same other articles, while a story of the
+    same kind has neighbours of its own."""
     times = _time_factors(members)
     n = len(members)
     expanded = _expanded(similarity, times)
@@ -256,9 +261,15 @@ def _context_scores(
     np.fill_diagonal(profile, 1.0)
     profile /= np.linalg.norm(profile, axis=1, keepdims=True)
     agreement = profile[0] @ profile[1:].T
-    scores: NDArray[np.float64] = (expanded[0, 1:] + NEIGHBOUR_WEIGHT * agreement) / (
-        1.0 + NEIGHBOUR_WEIGHT
-    )
+    # The same over all members (whole rows): robust where a story has far more members
+    # than NEIGHBOURS, whose nearest few are then a chance draw among equals.
+    rows = np.maximum(expanded, 0.0)
+    np.fill_diagonal(rows, 1.0)
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    overall = rows[0] @ rows[1:].T
+    scores: NDArray[np.float64] = (
+        expanded[0, 1:] + NEIGHBOUR_WEIGHT * agreement + ROW_WEIGHT * overall
+    ) / (1.0 + NEIGHBOUR_WEIGHT + ROW_WEIGHT)
     return scores
 
 
