@@ -35,6 +35,7 @@ __all__ = [
     "fetch_story_entities",
     "fetch_story_ids",
     "fetch_story_source_counts",
+    "fetch_term_stats",
     "list_stories",
     "merge_stories",
     "set_duplicate_of",
@@ -54,6 +55,7 @@ class SignalRow:
     dated: bool
     terms: list[int]  # heaviest first
     weights: list[float]
+    tfs: list[float]  # sublinear term frequency of each term (IDF applied when ranking)
     signature: bytes | None
     postings: list[int]  # the terms indexed in article_terms
     bands: list[int]
@@ -94,17 +96,17 @@ async def bump_term_stats(
 # different lengths.
 UPSERT_SIGNALS: Final = """
 INSERT INTO article_signals AS s
-    (article_id, source_id, language, published_at, dated, terms, weights, signature)
+    (article_id, source_id, language, published_at, dated, terms, weights, tfs, signature)
 SELECT x.article_id, x.source_id, x.language, x.published_at, x.dated, x.terms::int[],
-       x.weights::real[], x.signature
+       x.weights::real[], x.tfs::real[], x.signature
 FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::timestamptz[], $5::bool[],
-            $6::text[], $7::text[], $8::bytea[])
-    AS x(article_id, source_id, language, published_at, dated, terms, weights, signature)
+            $6::text[], $7::text[], $8::text[], $9::bytea[])
+    AS x(article_id, source_id, language, published_at, dated, terms, weights, tfs, signature)
 ORDER BY x.article_id
 ON CONFLICT (article_id) DO UPDATE SET
     source_id = EXCLUDED.source_id, language = EXCLUDED.language,
     published_at = EXCLUDED.published_at, dated = EXCLUDED.dated, terms = EXCLUDED.terms,
-    weights = EXCLUDED.weights, signature = EXCLUDED.signature
+    weights = EXCLUDED.weights, tfs = EXCLUDED.tfs, signature = EXCLUDED.signature
 RETURNING s.article_id, s.story_id
 """
 
@@ -142,6 +144,7 @@ async def write_signals(w: Writer, rows: Sequence[SignalRow]) -> set[int]:
         [r.dated for r in rows],
         [_pg_array(r.terms) for r in rows],
         [_pg_array([float(x) for x in r.weights]) for r in rows],
+        [_pg_array([float(x) for x in r.tfs]) for r in rows],
         [r.signature for r in rows],
     )
     await w.execute(DELETE_POSTINGS, ids)
@@ -371,6 +374,7 @@ class Candidate:
     terms: list[int]
     weights: list[float]
     shared_entities: list[int]
+    tfs: list[float] | None = None  # None: indexed before migration 0009 (`weights` as stored)
 
 
 @dataclass(frozen=True, slots=True)
@@ -383,10 +387,11 @@ class ParentSignals:
     duplicate_of: int | None
     terms: list[int]
     weights: list[float]
+    tfs: list[float] | None = None
 
 
 SELECT_SIGNALS: Final = """
-SELECT article_id, source_id, published_at, dated, story_id, duplicate_of, terms, weights
+SELECT article_id, source_id, published_at, dated, story_id, duplicate_of, terms, weights, tfs
 FROM article_signals WHERE article_id = ANY($1::bigint[])
 """
 
@@ -398,7 +403,8 @@ async def fetch_signals(db: Database, ids: Sequence[int]) -> dict[int, ParentSig
 
 # Candidates from four indexes, each bounded: postings of the parent's heaviest terms nearest
 # in time (both sides), members of its story, copies in its duplicate group, and articles
-# sharing its most salient entities. Excluded articles never come back.
+# sharing its most salient entities. Excluded articles never come back. Each parent's own row
+# comes back too (article_id = parent): its signals, in the same statement.
 SELECT_CANDIDATES: Final = f"""
 WITH parents AS (
     SELECT s.*, coalesce(s.duplicate_of, s.article_id) AS dup_root,
@@ -443,17 +449,20 @@ found AS (
           AND ae.published_at <= p.published_at + $3::interval
         ORDER BY ae.published_at DESC, ae.article_id DESC LIMIT $7
     ) e
+    UNION
+    SELECT p.article_id, p.article_id FROM parents p
 )
 SELECT f.parent, s.article_id, s.source_id, s.language, s.published_at, s.dated, s.story_id,
-       s.duplicate_of, s.terms, s.weights,
+       s.duplicate_of, s.terms, s.weights, s.tfs,
        ARRAY(SELECT ae.entity_id FROM article_entities ae
              WHERE ae.article_id = s.article_id AND ae.entity_id = ANY(p.entity_ids)
              ORDER BY ae.entity_id) AS shared_entities
 FROM found f
 JOIN parents p ON p.article_id = f.parent
 JOIN article_signals s ON s.article_id = f.article_id
-WHERE s.article_id <> f.parent AND NOT s.exclude_from_related
-  AND s.published_at BETWEEN p.published_at - $3::interval AND p.published_at + $3::interval
+WHERE s.article_id = f.parent
+   OR (NOT s.exclude_from_related
+       AND s.published_at BETWEEN p.published_at - $3::interval AND p.published_at + $3::interval)
 """
 
 
@@ -467,13 +476,44 @@ async def fetch_candidates(
     entities: int,
     by_terms: int,
     per_entity: int,
-) -> list[Candidate]:
-    """Related-article candidates of each parent (one statement for all of them)."""
+) -> tuple[dict[int, ParentSignals], list[Candidate]]:
+    """The signals of each parent and its related-article candidates (one statement for all
+    of them); parents without signals are left out."""
     rows = await db.fetch(
         SELECT_CANDIDATES, list(parents), terms, window, per_list, entities, by_terms,
         per_entity,
     )  # fmt: skip
-    return [Candidate(**r) for r in rows]
+    signals: dict[int, ParentSignals] = {}
+    candidates: list[Candidate] = []
+    for r in rows:
+        if r["article_id"] == r["parent"]:
+            signals[r["parent"]] = ParentSignals(
+                article_id=r["article_id"], source_id=r["source_id"],
+                published_at=r["published_at"], dated=r["dated"], story_id=r["story_id"],
+                duplicate_of=r["duplicate_of"], terms=r["terms"], weights=r["weights"],
+                tfs=r["tfs"],
+            )  # fmt: skip
+        else:
+            candidates.append(Candidate(**r))
+    return signals, candidates
+
+
+# Document frequencies of the given terms now, and the number of documents counted.
+SELECT_TERM_STATS: Final = """
+SELECT (SELECT documents FROM related_stats WHERE id) AS documents,
+       coalesce(array_agg(term ORDER BY term), '{}') AS terms,
+       coalesce(array_agg(df ORDER BY term), '{}') AS dfs
+FROM term_stats WHERE term = ANY($1::text::int[])
+"""
+
+
+async def fetch_term_stats(db: Database, terms: Sequence[int]) -> tuple[int, list[int], list[int]]:
+    """(documents, terms in ascending order, their document frequencies): one row, two
+    arrays (cheaper to decode than a row per term). Unknown terms are left out."""
+    # As text: asyncpg checks every element of a list argument (thousands here).
+    row = await db.fetchrow(SELECT_TERM_STATS, "{" + ",".join(map(str, terms)) + "}")
+    assert row is not None
+    return int(row["documents"] or 0), list(row["terms"]), list(row["dfs"])
 
 
 STORY_COLUMNS: Final = (

@@ -22,7 +22,7 @@ from service.related import features as F
 
 __all__ = ["STORY_SIMILARITY", "WrittenArticle", "index_articles"]
 
-POSTING_TERMS: Final = 12
+POSTING_TERMS: Final = 16
 # A new article joins the story of its most similar recent neighbour when the TF-IDF cosine
 # reaches STORY_SIMILARITY; a second story that close as well is merged into the first.
 STORY_SIMILARITY: Final = 0.35
@@ -75,6 +75,7 @@ async def index_articles(w: Writer, articles: Sequence[WrittenArticle]) -> None:
             dated=not a.estimated,
             terms=list(v),
             weights=list(v.values()),
+            tfs=[F.tf(f.counts[t]) for t in v],
             signature=f.signature or None,
             postings=list(v)[:POSTING_TERMS],
             bands=list(f.bands),

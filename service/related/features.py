@@ -33,6 +33,7 @@ __all__ = [
     "minhash",
     "term_counts",
     "text_features",
+    "tf",
     "vector",
 ]
 
@@ -104,6 +105,11 @@ def term_counts(title: str, summary: str | None, body: str | None) -> dict[int, 
     return counts
 
 
+def tf(count: float) -> float:
+    """Sublinear term frequency (what `vector` weighs by IDF)."""
+    return 1.0 + math.log(count)
+
+
 def idf(df: int, documents: int) -> float:
     """Smoothed inverse document frequency (as scikit-learn's TfidfVectorizer)."""
     return math.log((documents + 1) / (df + 1)) + 1.0
@@ -114,7 +120,7 @@ def vector(
 ) -> dict[int, float]:
     """The L2-normalised TF-IDF vector of the `size` heaviest terms (sublinear tf)."""
     weights = {
-        term: (1.0 + math.log(count)) * idf(df.get(term, 0), documents)
+        term: tf(count) * idf(df.get(term, 0), documents)
         for term, count in counts.items()
         if count > 0
     }

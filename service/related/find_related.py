@@ -1,16 +1,20 @@
 """Related stories of articles: bounded candidates from the db layer, scored here.
 
 Score of a candidate (0..1, higher is closer), from the best 80 candidates by TF-IDF cosine
-× time, each scored with the others as context (pairwise cosines in numpy):
+× time, each scored with the others as context (pairwise cosines in numpy). Vectors are the
+stored terms' frequencies weighed by the IDF of now (one more statement for all parents):
+weights fixed at indexing would keep the skewed IDF the first articles of a database saw.
 - text: TF-IDF cosine of the two articles after one step of pseudo-relevance feedback (the
   article's vector plus its three closest candidates', Rocchio style): coverage of one event
   shares the event's particular words, which lifts its members above stories of the same kind;
 - time: that cosine multiplied by 0.6-1.0 by closeness in time (half-life about two days) when
   both dates are real; an estimated date is "unknown", the neutral middle (0.75);
-- neighbours: mixed in at 0.3 (score = (text + 0.3 · agreement) / 1.3), the cosine of the two
-  articles' rows of their ten nearest candidates: coverage of one event has the same nearest
-  neighbours, while another event of the same kind (shared topic words, other names) has
-  neighbours of its own, so this pushes such hard negatives down;
+- neighbours: mixed in as score = (text + 0.6 · agreement + 0.4 · row agreement) / 2.0;
+  agreement is the cosine of the two articles' rows of their ten nearest candidates: coverage
+  of one event has the same nearest neighbours, while another event of the same kind (shared
+  topic words, other names) has neighbours of its own, so this pushes such hard negatives
+  down; row agreement is the cosine of their whole rows of scores, which stays high between
+  members of a story far larger than ten (where the nearest ten are a chance draw);
 - a small bonus per shared entity (up to five) and for membership in the same story.
 Relation: DUPLICATE for copies of one text (MinHash, found at ingest), SAME_STORY for the same
 story cluster, a cosine of 0.5 or more, or two dated articles within 48 hours that share two
@@ -25,6 +29,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from itertools import chain
 from typing import Final
 
 import numpy as np
@@ -34,9 +39,9 @@ from service.db import stories
 from service.db.pool import Database
 from service.related.clustering import STORY_SIMILARITY
 
-__all__ = ["RelatedItem", "RelatedQuery", "find_related", "rank"]
+__all__ = ["Idf", "RelatedItem", "RelatedQuery", "find_related", "rank"]
 
-CANDIDATE_TERMS: Final = 12
+CANDIDATE_TERMS: Final = 16
 PER_LIST: Final = 40
 PARENT_ENTITIES: Final = 5
 PER_ENTITY: Final = 20
@@ -49,7 +54,9 @@ FEEDBACK_DOCS: Final = 3
 RESCORED: Final = 80
 # Agreement of the nearest neighbours within the candidates (see `_context_scores`).
 NEIGHBOURS: Final = 10
-NEIGHBOUR_WEIGHT: Final = 0.3
+NEIGHBOUR_WEIGHT: Final = 0.6
+# Agreement over all members' rows (see `_context_scores`).
+ROW_WEIGHT: Final = 0.4
 ENTITY_BONUS: Final = 0.02
 STORY_BONUS: Final = 0.05
 SAME_STORY_TEXT: Final = 0.5
@@ -95,42 +102,112 @@ def _same_event(parent: stories.ParentSignals, c: stories.Candidate, text: float
     return len(c.shared_entities) >= 2 or text >= STORY_SIMILARITY
 
 
-def _similarities(
-    members: Sequence[stories.ParentSignals | stories.Candidate],
-) -> NDArray[np.float64]:
-    """Pairwise TF-IDF cosines of the members (unit vectors: the diagonal is 1). Only terms
-    that two members share can add to a cosine, so the dense matrix keeps just those columns."""
+@dataclass(frozen=True, slots=True)
+class Idf:
+    """Inverse document frequencies of now, for the terms of a ranking (ascending terms)."""
+
+    documents: int
+    terms: NDArray[np.int64]
+    values: NDArray[np.float64]
+
+    @classmethod
+    def of(cls, documents: int, terms: Sequence[int], dfs: Sequence[int]) -> Idf:
+        df = np.asarray(dfs, np.float64)
+        values = np.log((documents + 1) / (df + 1)) + 1.0
+        return cls(documents, np.asarray(terms, np.int64), values)
+
+    def lookup(self, terms: NDArray[np.int64]) -> NDArray[np.float64]:
+        """IDF of each term (a term not counted yet has df 0)."""
+        unseen = math.log(self.documents + 1) + 1.0
+        if not len(self.terms):
+            return np.full(len(terms), unseen)
+        at = np.minimum(np.searchsorted(self.terms, terms), len(self.terms) - 1)
+        return np.where(self.terms[at] == terms, self.values[at], unseen)
+
+
+@dataclass(frozen=True, slots=True)
+class _Vectors:
+    """The sparse vectors of some members, flat: row, term and weight of each entry."""
+
+    count: int
+    rows: NDArray[np.int64]
+    terms: NDArray[np.int64]
+    weights: NDArray[np.float64]
+
+    def subset(self, keep: Sequence[int]) -> _Vectors:
+        """The vectors of members `keep` (in that order)."""
+        position = np.full(self.count, -1, np.int64)
+        position[np.asarray(keep, np.int64)] = np.arange(len(keep))
+        new_rows = position[self.rows]
+        mask = new_rows >= 0
+        return _Vectors(len(keep), new_rows[mask], self.terms[mask], self.weights[mask])
+
+
+def _vectors(
+    members: Sequence[stories.ParentSignals | stories.Candidate], idf: Idf | None = None
+) -> _Vectors:
+    """The members' unit vectors: stored terms weighed by today's IDF (`idf`) when the
+    member stores its term frequencies, else its stored weights (IDF of when it was indexed)."""
     sizes = [len(m.terms) for m in members]
-    terms = np.fromiter((t for m in members for t in m.terms), np.int64, sum(sizes))
-    weights = np.fromiter((w for m in members for w in m.weights), np.float64, sum(sizes))
+    total = sum(sizes)
     rows = np.repeat(np.arange(len(members)), sizes)
-    _, inverse, counts = np.unique(terms, return_inverse=True, return_counts=True)
+    terms = np.fromiter(chain.from_iterable(m.terms for m in members), np.int64, total)
+    weights = np.fromiter(chain.from_iterable(m.weights for m in members), np.float64, total)
+    if idf is not None and any(m.tfs is not None for m in members):
+        tfs = np.fromiter(
+            chain.from_iterable(m.weights if m.tfs is None else m.tfs for m in members),
+            np.float64, total,
+        )  # fmt: skip
+        fresh = np.fromiter((m.tfs is not None for m in members), bool, len(members))[rows]
+        values = tfs * idf.lookup(terms)
+        norms = np.sqrt(np.bincount(rows, values * values, len(members)))
+        weights = np.where(fresh, values / np.maximum(norms[rows], 1e-12), weights)
+    return _Vectors(len(members), rows, terms, weights)
+
+
+def _pairwise(vectors: _Vectors) -> NDArray[np.float64]:
+    """Pairwise cosines of unit vectors (the diagonal is 1). Only terms that two members
+    share can add to a cosine, so the dense matrix keeps just those columns."""
+    _, inverse, counts = np.unique(vectors.terms, return_inverse=True, return_counts=True)
     shared = counts[inverse] > 1
     index = np.cumsum(counts > 1) - 1
-    matrix = np.zeros((len(members), int((counts > 1).sum())))
-    matrix[rows[shared], index[inverse[shared]]] = weights[shared]
+    matrix = np.zeros((vectors.count, int((counts > 1).sum())))
+    matrix[vectors.rows[shared], index[inverse[shared]]] = vectors.weights[shared]
     # einsum, not BLAS: for matrices this small BLAS threads only contend with each other.
     similarity: NDArray[np.float64] = np.einsum("ik,jk->ij", matrix, matrix)
     np.fill_diagonal(similarity, 1.0)
     return similarity
 
 
+def _similarities(
+    members: Sequence[stories.ParentSignals | stories.Candidate], idf: Idf | None = None
+) -> NDArray[np.float64]:
+    """Pairwise TF-IDF cosines of the members (unit vectors: the diagonal is 1)."""
+    return _pairwise(_vectors(members, idf))
+
+
+def _first_cosines(vectors: _Vectors) -> NDArray[np.float64]:
+    """The cosine of member 0 (the parent) with each of the others."""
+    mine = vectors.rows == 0
+    if not mine.any():
+        return np.zeros(vectors.count - 1)
+    order = np.argsort(vectors.terms[mine])
+    parent_terms = vectors.terms[mine][order]
+    parent_weights = vectors.weights[mine][order]
+    others = ~mine
+    terms = vectors.terms[others]
+    at = np.minimum(np.searchsorted(parent_terms, terms), len(parent_terms) - 1)
+    products = np.where(parent_terms[at] == terms, parent_weights[at], 0.0)
+    products = products * vectors.weights[others]
+    sums = np.bincount(vectors.rows[others] - 1, products, vectors.count - 1)
+    return sums.astype(np.float64, copy=False)
+
+
 def _parent_cosines(
-    parent: stories.ParentSignals, pool: Sequence[stories.Candidate]
+    parent: stories.ParentSignals, pool: Sequence[stories.Candidate], idf: Idf | None = None
 ) -> NDArray[np.float64]:
     """The TF-IDF cosine of the parent with each candidate."""
-    if not parent.terms:
-        return np.zeros(len(pool))
-    sizes = [len(c.terms) for c in pool]
-    terms = np.fromiter((t for c in pool for t in c.terms), np.int64, sum(sizes))
-    weights = np.fromiter((w for c in pool for w in c.weights), np.float64, sum(sizes))
-    order = np.argsort(parent.terms)
-    mine = np.asarray(parent.terms, np.int64)[order]
-    mine_weights = np.asarray(parent.weights, np.float64)[order]
-    at = np.minimum(np.searchsorted(mine, terms), len(mine) - 1)
-    products = np.where(mine[at] == terms, mine_weights[at], 0.0) * weights
-    sums = np.bincount(np.repeat(np.arange(len(pool)), sizes), products, len(pool))
-    return sums.astype(np.float64, copy=False)
+    return _first_cosines(_vectors([parent, *pool], idf))
 
 
 def _time_factors(
@@ -163,15 +240,15 @@ def _expanded(similarity: NDArray[np.float64], times: NDArray[np.float64]) -> ND
 
 
 def _context_scores(
-    parent: stories.ParentSignals, pool: Sequence[stories.Candidate]
+    members: Sequence[stories.ParentSignals | stories.Candidate],
+    similarity: NDArray[np.float64],
 ) -> NDArray[np.float64]:
     """Each candidate's text score for the parent (0..1): the cosine after pseudo-relevance
     feedback (every member's vector plus its FEEDBACK_DOCS closest members', Rocchio style),
     times closeness in time, mixed with how much the two agree on their NEIGHBOURS nearest
-    members (cosine of the rows of nearest neighbours): coverage of one event is closest to
-    the same other articles, while a story of the same kind has neighbours of its own."""
-    members: list[stories.ParentSignals | stories.Candidate] = [parent, *pool]
-    similarity = _similarities(members)
+    members (cosine of the rows of nearest neighbours) and on all members (cosine of whole
+    rows): coverage of one event is closest to the same other articles, while a story of the
+    same kind has neighbours of its own."""
     times = _time_factors(members)
     n = len(members)
     expanded = _expanded(similarity, times)
@@ -184,16 +261,26 @@ def _context_scores(
     np.fill_diagonal(profile, 1.0)
     profile /= np.linalg.norm(profile, axis=1, keepdims=True)
     agreement = profile[0] @ profile[1:].T
-    scores: NDArray[np.float64] = (expanded[0, 1:] + NEIGHBOUR_WEIGHT * agreement) / (
-        1.0 + NEIGHBOUR_WEIGHT
-    )
+    # The same over all members (whole rows): robust where a story has far more members
+    # than NEIGHBOURS, whose nearest few are then a chance draw among equals.
+    rows = np.maximum(expanded, 0.0)
+    np.fill_diagonal(rows, 1.0)
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    overall = rows[0] @ rows[1:].T
+    scores: NDArray[np.float64] = (
+        expanded[0, 1:] + NEIGHBOUR_WEIGHT * agreement + ROW_WEIGHT * overall
+    ) / (1.0 + NEIGHBOUR_WEIGHT + ROW_WEIGHT)
     return scores
 
 
 def rank(
-    parent: stories.ParentSignals, candidates: Sequence[stories.Candidate], query: RelatedQuery
+    parent: stories.ParentSignals,
+    candidates: Sequence[stories.Candidate],
+    query: RelatedQuery,
+    idf: Idf | None = None,
 ) -> list[RelatedItem]:
-    """The related items of one article, best first, at most `query.first`."""
+    """The related items of one article, best first, at most `query.first`; `idf` weighs
+    the stored term frequencies (None: the weights stored at indexing)."""
     excluded = set(query.exclude)
     languages = set(query.languages)
     pool = [
@@ -204,12 +291,14 @@ def rank(
     ]  # fmt: skip
     if not pool:
         return []
-    cosines = _parent_cosines(parent, pool)
+    vectors = _vectors([parent, *pool], idf)
+    cosines = _first_cosines(vectors)
     first = cosines * np.array([_time_factor(parent, c) for c in pool])
     order = np.argsort(-first, kind="stable")[:RESCORED].tolist()
     pool = [pool[i] for i in order]
     texts = cosines[order].tolist()
-    context = _context_scores(parent, pool)
+    similarity = _pairwise(vectors.subset([0, *(i + 1 for i in order)]))
+    context = _context_scores([parent, *pool], similarity)
     parent_root = parent.duplicate_of or parent.article_id
     items = []
     for c, text, text_score in zip(pool, texts, context.tolist(), strict=True):
@@ -269,16 +358,22 @@ def _diversify(items: list[RelatedItem]) -> list[RelatedItem]:
 async def find_related(
     db: Database, parents: Sequence[int], query: RelatedQuery
 ) -> dict[int, list[RelatedItem]]:
-    """Related items of each parent article (two statements, however many parents)."""
-    signals = await stories.fetch_signals(db, parents)
-    if not signals:
-        return {}
-    candidates = await stories.fetch_candidates(
-        db, sorted(signals), window=timedelta(days=query.window_days),
+    """Related items of each parent article (two statements, however many parents: signals
+    with candidates, then the document frequencies of their terms)."""
+    signals, candidates = await stories.fetch_candidates(
+        db, list(parents), window=timedelta(days=query.window_days),
         terms=CANDIDATE_TERMS, per_list=PER_LIST, entities=PARENT_ENTITIES, by_terms=BY_TERMS,
         per_entity=PER_ENTITY,
     )  # fmt: skip
+    if not signals:
+        return {}
     by_parent: dict[int, list[stories.Candidate]] = {}
     for c in candidates:
         by_parent.setdefault(c.parent, []).append(c)
-    return {p: rank(s, by_parent.get(p, []), query) for p, s in signals.items()}
+    idf = None
+    members: list[stories.ParentSignals | stories.Candidate] = [*signals.values(), *candidates]
+    fresh = [m.terms for m in members if m.tfs is not None]
+    if fresh:
+        terms = np.unique(np.fromiter(chain.from_iterable(fresh), np.int64))
+        idf = Idf.of(*await stories.fetch_term_stats(db, terms.tolist()))
+    return {p: rank(s, by_parent.get(p, []), query, idf) for p, s in signals.items()}

@@ -7,6 +7,7 @@ from collections import Counter
 from datetime import UTC, datetime
 
 import numpy as np
+import pytest
 
 from service.db.stories import Candidate, ParentSignals
 from service.related import features as F
@@ -100,3 +101,40 @@ def test_empty_vectors_and_a_single_candidate_are_fine() -> None:
     lone = R.rank(_parent(1, vectors[1]), [_candidate(1, 2, vectors[2])], R.RelatedQuery(5, 1))
     assert [i.article_id for i in lone] == [2]
     assert lone[0].score > 0
+
+
+def test_context_score_mixes_text_nearest_and_row_agreement(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(R, "NEIGHBOURS", 3)  # fewer than the members: the two agreements differ
+    vectors = list(_vectors().values())
+    members = [_candidate(0, i, v) for i, v in enumerate(vectors)]
+    similarity = R._similarities(members)
+    scores = R._context_scores(members, similarity)
+    expanded = R._expanded(similarity, np.full_like(similarity, R.UNKNOWN_TIME))
+    n = len(members)
+
+    def unit(row: list[float]) -> list[float]:
+        norm = math.sqrt(sum(x * x for x in row))
+        return [x / norm for x in row]
+
+    def nearest_profile(i: int) -> list[float]:
+        ranked = sorted((j for j in range(n) if j != i), key=lambda j: -expanded[i, j])
+        keep = set(ranked[: min(R.NEIGHBOURS, n - 1)])
+        return unit([1.0 if j == i else max(expanded[i, j], 0.0) if j in keep else 0.0
+                     for j in range(n)])  # fmt: skip
+
+    def whole_row(i: int) -> list[float]:
+        return unit([1.0 if j == i else max(expanded[i, j], 0.0) for j in range(n)])
+
+    differ = 0
+    for j in range(1, n):
+        near = sum(a * b for a, b in zip(nearest_profile(0), nearest_profile(j), strict=True))
+        rows = sum(a * b for a, b in zip(whole_row(0), whole_row(j), strict=True))
+        expected = (expanded[0, j] + R.NEIGHBOUR_WEIGHT * near + R.ROW_WEIGHT * rows) / (
+            1.0 + R.NEIGHBOUR_WEIGHT + R.ROW_WEIGHT
+        )
+        assert math.isclose(scores[j - 1], expected, abs_tol=1e-9)
+        differ += not math.isclose(near, rows, abs_tol=1e-6)
+    assert differ
+    assert R.ROW_WEIGHT > 0
