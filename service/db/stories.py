@@ -374,7 +374,7 @@ class Candidate:
     terms: list[int]
     weights: list[float]
     shared_entities: list[int]
-    tfs: list[float] | None = None  # None: indexed before migration 0009 (`weights` as stored)
+    tfs: list[float] | None = None  # None: indexed before migration 0010 (`weights` as stored)
 
 
 @dataclass(frozen=True, slots=True)

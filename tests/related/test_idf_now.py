@@ -1,4 +1,4 @@
-"""Ranking weighs stored term frequencies with the IDF of now (migration 0009), so the
+"""Ranking weighs stored term frequencies with the IDF of now (migration 0010), so the
 first articles of a database are not ranked with the skewed IDF of a small corpus forever;
 rows indexed before the migration (no `tfs`) keep their stored weights."""
 
@@ -82,7 +82,7 @@ async def test_ranking_uses_the_idf_of_now(write_db: Database) -> None:
     )
     assert (await _order(write_db, parent))[:2] == [town, river]
 
-    # Rows indexed before migration 0009 (no tfs) keep the weights of when they were indexed.
+    # Rows indexed before migration 0010 (no tfs) keep the weights of when they were indexed.
     await write_db.fetch(
         "UPDATE article_signals SET tfs = NULL WHERE article_id = ANY($1::bigint[])",
         [parent, river, town],

@@ -1,7 +1,7 @@
 """Related stories: each article's term frequencies beside its TF-IDF weights.
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-11-25
 
 `article_signals.weights` are TF-IDF weights with the document frequencies counted when the
@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision: str = "0009"
-down_revision: str | None = "0008"
+revision: str = "0010"
+down_revision: str | None = "0009"
 branch_labels: str | None = None
 depends_on: str | None = None
 
