@@ -142,7 +142,7 @@ class Settings:
     related_indexer: bool = True
     # Share of each process's wall time the related-lists refresher may use (0: none).
     related_refresh_percent: int = 25
-    related_index_percent_ingesting: int = 25
+    related_index_percent_ingesting: int = 100
     # Operability (docs/operating.md).
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
@@ -211,7 +211,7 @@ class Settings:
             related_indexer=_bool(env, "NEWSGRAPH_RELATED_INDEXER", True),
             related_refresh_percent=_int(env, "NEWSGRAPH_RELATED_REFRESH_PERCENT", 25, low=0),
             related_index_percent_ingesting=_int(
-                env, "NEWSGRAPH_RELATED_INDEX_PERCENT_INGESTING", 25, low=1
+                env, "NEWSGRAPH_RELATED_INDEX_PERCENT_INGESTING", 100, low=1
             ),
             log_level=_choice(
                 env, "NEWSGRAPH_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")
