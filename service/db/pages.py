@@ -132,6 +132,11 @@ def _top(rows: Sequence[tuple[Any, ...]]) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
+def _page_info(edges: list[dict[str, Any]], fetched: int, first: int) -> dict[str, Any]:
+    # Up to first + 1 rows are fetched: one more means another page.
+    return {"hasNextPage": fetched > first, "endCursor": edges[-1]["cursor"] if edges else None}
+
+
 async def feed_json(db: Database, first: int, after: tuple[datetime, int] | None) -> str:
     """`data` of the Feed operation without a filter."""
     if after is None:
@@ -156,10 +161,7 @@ async def feed_json(db: Database, first: int, after: tuple[datetime, int] | None
         "totalCount": row["total"],
         "totalCountIsExact": True,
         "edges": edges,
-        "pageInfo": {
-            "hasNextPage": len(row["articles"]) > first,
-            "endCursor": edges[-1]["cursor"] if edges else None,
-        },
+        "pageInfo": _page_info(edges, len(row["articles"]), first),
     }
     return orjson.dumps({"articles": page}).decode()
 
@@ -199,10 +201,7 @@ async def entity_page_json(
         "articles": {
             "totalCount": row["article_count"],
             "edges": edges,
-            "pageInfo": {
-                "hasNextPage": len(articles) > first,
-                "endCursor": edges[-1]["cursor"] if edges else None,
-            },
+            "pageInfo": _page_info(edges, len(articles), first),
         },
     }  # fmt: skip
     return orjson.dumps({"entity": entity}).decode()
