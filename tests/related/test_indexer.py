@@ -333,3 +333,34 @@ async def test_the_background_indexer_steps_back_while_its_process_ingests(
 def test_the_indexer_share_must_be_a_percentage(percent: str) -> None:
     with pytest.raises(ConfigError, match="NEWSGRAPH_RELATED_INDEX_PERCENT_INGESTING"):
         Settings.from_environ({"NEWSGRAPH_RELATED_INDEX_PERCENT_INGESTING": percent})
+
+
+@pytest.mark.parametrize("ingesting", [True, False])
+async def test_a_running_indexer_pauses_between_batches_only_while_ingesting(
+    empty_queue: Database, queue_url: str, ingesting: bool
+) -> None:
+    # Batches of one; held to 0.1 % of the time, the pause after the first batch is ~1,000x
+    # its length (seconds), so the second article stays queued; not ingesting, no pause.
+    first = 110 if ingesting else 112
+    ids = await _ingest(empty_queue, [_item(first), _item(first + 1)])
+    worker = indexer.RelatedIndexer(
+        queue_url, batch_size=1, ingesting_share=0.001, ingesting=lambda: ingesting
+    )
+    worker.start()
+    try:
+
+        async def some() -> bool:
+            return bool(await _indexed(empty_queue, ids))
+
+        async def all_() -> bool:
+            return await _indexed(empty_queue, ids) == set(ids)
+
+        await _eventually(some, within=10)
+        if ingesting:
+            await asyncio.sleep(2)
+            assert len(await _indexed(empty_queue, ids)) == 1
+            assert len(await _queued(empty_queue)) == 1
+        else:
+            await _eventually(all_, within=10)
+    finally:
+        await worker.stop()
