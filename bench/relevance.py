@@ -160,6 +160,8 @@ async def service_ranking(
                     assert result.article_id is not None, result
                     ids[row["id"]] = result.article_id
             figures["ingest_s"] = time.perf_counter() - start
+            if args.ids_out:
+                args.ids_out.write_bytes(orjson.dumps(ids))
             figures["hook_us_per_article"] = sum(spent) / max(sum(counted), 1) * 1e6
             by_article = defaultdict(list)
             for row_id, article_id in ids.items():
@@ -212,6 +214,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=250)
     parser.add_argument("--same-source", action="store_true", help="includeSameSource: true")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    parser.add_argument(
+        "--ids-out", type=Path, help="write row id -> article id (JSON) here (relevance_lab.py)"
+    )
     parser.add_argument(
         "--scratch", default=SCRATCH, help="scratch database name (dropped and recreated)"
     )
