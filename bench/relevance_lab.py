@@ -79,13 +79,36 @@ async def load(server: str, rows: list[dict[str, Any]], everything: bool) -> Any
     return ids, signals, dict(by_parent), idf, texts
 
 
+async def cost(server: str, window_days: int, batch: int) -> None:
+    """CPU of this process per list ranked online (statements, row decoding, ranking)."""
+    dsn = f"{server.rpartition('/')[0]}/{SCRATCH}"
+    settings = Settings.from_environ({"DATABASE_URL": dsn, "NEWSGRAPH_DATA_DIR": "/nonexistent"})
+    async with open_database(settings) as db:
+        parents = [r["article_id"] for r in await db.fetch("SELECT article_id FROM article_signals")]
+        query = fr.RelatedQuery(first=20, window_days=window_days)
+        for _ in range(2):  # the first round warms the statement cache and the page cache
+            cpu, wall = time.process_time(), time.perf_counter()
+            for offset in range(0, len(parents), batch):
+                await fr.find_related(db, parents[offset : offset + batch], query)
+            spent, elapsed = time.process_time() - cpu, time.perf_counter() - wall
+        print(
+            f"find_related, windowDays {window_days}, {batch} per call: "
+            f"{spent / len(parents) * 1000:.2f} ms CPU, {elapsed / len(parents) * 1000:.2f} ms wall per list"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--server", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--all", action="store_true", help="every article is a candidate")
     parser.add_argument("--refresh", action="store_true", help="reload from the database")
     parser.add_argument("--datasets", default="", help="comma-separated; default all")
+    parser.add_argument("--cost", action="store_true", help="measure find_related's CPU per list")
     args = parser.parse_args()
+    if args.cost:
+        for window in (30, 7300):
+            asyncio.run(cost(args.server, window, 2))
+        return
     rows = [orjson.loads(line) for line in DATA.read_bytes().splitlines() if line.strip()]
     cache = CACHE.with_suffix(".all.pickle" if args.all else ".pickle")
     if cache.exists() and not args.refresh:
