@@ -1,129 +1,126 @@
-"""Re-rank offline over a database kept by `relevance.py --keep` (experiments, not a bench).
+"""Re-rank offline over a database kept by `relevance.py` (experiments, not a bench).
 
-Fetches every article's candidates once (the service's own statements), then ranks them with
-`find_related.rank` and prints relevance.py's figures, fast enough to compare variants:
+    python bench/relevance.py --keep --ids-out IDS.json
+    python bench/relevance_lab.py --ids IDS.json [--all]   # --all: every article a candidate
+    python bench/relevance_lab.py --cost                   # find_related's CPU per list
 
-    python bench/relevance_lab.py [--all]   # --all: every article is a candidate
-
-Variants are tried by editing find_related in place and running this again.
+Fetches every article's candidates once with the service's own statement, ranks them with
+`find_related.rank` and prints relevance.py's figures per data set, with the ranking's CPU per
+list: a variant of the ranking is measured in seconds instead of a full ingest. `--all` shows
+what the ranking reaches with perfect candidate recall (every article is a candidate).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import pickle
-import sys
 import time
 from collections import defaultdict
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
+import numpy as np
 import orjson
+from relevance import DATA, SCRATCH, scores
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from service.config import Settings
+from service.db import stories
+from service.db.pool import Database, open_database
+from service.related import find_related as fr
 
-from relevance import DATA, SCRATCH, baseline, scores  # noqa: E402
-
-from service.config import Settings  # noqa: E402
-from service.db import stories  # noqa: E402
-from service.db.pool import open_database  # noqa: E402
-from service.related import find_related as fr  # noqa: E402
-
-CACHE = Path("/tmp/relevance_lab.pickle")
-IDS = Path("/tmp/relevance_ids.json")  # relevance.py --keep --ids-out /tmp/relevance_ids.json
+WINDOW_DAYS = 7300  # relevance.py's
 
 
-async def load(server: str, rows: list[dict[str, Any]], everything: bool) -> Any:
+def _settings(server: str) -> Settings:
     dsn = f"{server.rpartition('/')[0]}/{SCRATCH}"
-    settings = Settings.from_environ({"DATABASE_URL": dsn, "NEWSGRAPH_DATA_DIR": "/nonexistent"})
-    conn = await asyncpg.connect(dsn)
-    found = await conn.fetch("SELECT id, title, summary, body FROM articles")
-    await conn.close()
-    texts = {r["id"]: (r["title"], r["summary"], r["body"]) for r in found}
-    ids: dict[str, int] = orjson.loads(IDS.read_bytes())
-    parents = sorted(set(ids.values()))
-    async with open_database(settings) as db:
+    return Settings.from_environ({"DATABASE_URL": dsn, "NEWSGRAPH_DATA_DIR": "/nonexistent"})
+
+
+async def _idf(db: Database, members: list[Any]) -> fr.Idf:
+    terms = np.unique(np.fromiter((t for m in members for t in m.terms), np.int64))
+    found: list[int] = []
+    dfs: list[int] = []
+    documents = 0
+    for offset in range(0, len(terms), 5000):
+        documents, t, d = await stories.fetch_term_stats(db, terms[offset : offset + 5000].tolist())
+        found += t
+        dfs += d
+    return fr.Idf.of(documents, found, dfs)
+
+
+def _as_candidate(parent: int, article_id: int, s: stories.ParentSignals) -> stories.Candidate:
+    return stories.Candidate(
+        parent=parent, article_id=article_id, source_id=s.source_id, language="en",
+        published_at=s.published_at, dated=s.dated, story_id=s.story_id,
+        duplicate_of=s.duplicate_of, terms=s.terms, weights=s.weights, shared_entities=[],
+        tfs=s.tfs,
+    )  # fmt: skip
+
+
+async def load(
+    server: str, parents: list[int], everything: bool
+) -> tuple[dict[int, stories.ParentSignals], dict[int, list[stories.Candidate]], fr.Idf]:
+    async with open_database(_settings(server)) as db:
         signals: dict[int, stories.ParentSignals] = {}
         candidates: list[stories.Candidate] = []
         for offset in range(0, len(parents), 200):
             s, c = await stories.fetch_candidates(
-                db, parents[offset : offset + 200], window=__import__("datetime").timedelta(
-                    days=7300), terms=fr.CANDIDATE_TERMS, per_list=fr.PER_LIST,
-                entities=fr.PARENT_ENTITIES, by_terms=fr.BY_TERMS, per_entity=fr.PER_ENTITY,
+                db, parents[offset : offset + 200], window=timedelta(days=WINDOW_DAYS),
+                terms=fr.CANDIDATE_TERMS, per_list=fr.PER_LIST, entities=fr.PARENT_ENTITIES,
+                by_terms=fr.BY_TERMS, per_entity=fr.PER_ENTITY, deep_terms=fr.DEEP_TERMS,
             )  # fmt: skip
             signals.update(s)
             candidates.extend(c)
-        import numpy as np
-
-        members = [*signals.values(), *candidates]
-        terms = np.unique(np.fromiter((t for m in members for t in m.terms), np.int64))
-        idf = fr.Idf.of(*await stories.fetch_term_stats(db, terms.tolist()))
+        idf = await _idf(db, [*signals.values(), *candidates])
     by_parent: dict[int, list[stories.Candidate]] = defaultdict(list)
     if everything:
-        for p in parents:
-            for q, s in signals.items():
-                if q != p:
-                    by_parent[p].append(
-                        stories.Candidate(
-                            parent=p, article_id=q, source_id=s.source_id, language="en",
-                            published_at=s.published_at, dated=s.dated, story_id=s.story_id,
-                            duplicate_of=s.duplicate_of, terms=s.terms, weights=s.weights,
-                            shared_entities=[], tfs=s.tfs,
-                        )
-                    )  # fmt: skip
+        for p in signals:
+            by_parent[p] = [_as_candidate(p, q, s) for q, s in signals.items() if q != p]
     else:
-        for c in candidates:
-            by_parent[c.parent].append(c)
-    return ids, signals, dict(by_parent), idf, texts
+        for candidate in candidates:
+            by_parent[candidate.parent].append(candidate)
+    return signals, dict(by_parent), idf
 
 
 async def cost(server: str, window_days: int, batch: int) -> None:
     """CPU of this process per list ranked online (statements, row decoding, ranking)."""
-    dsn = f"{server.rpartition('/')[0]}/{SCRATCH}"
-    settings = Settings.from_environ({"DATABASE_URL": dsn, "NEWSGRAPH_DATA_DIR": "/nonexistent"})
-    async with open_database(settings) as db:
-        parents = [r["article_id"] for r in await db.fetch("SELECT article_id FROM article_signals")]
+    async with open_database(_settings(server)) as db:
+        rows = await db.fetch("SELECT article_id FROM article_signals")
+        parents = [r["article_id"] for r in rows]
         query = fr.RelatedQuery(first=20, window_days=window_days)
         for _ in range(2):  # the first round warms the statement cache and the page cache
             cpu, wall = time.process_time(), time.perf_counter()
             for offset in range(0, len(parents), batch):
                 await fr.find_related(db, parents[offset : offset + batch], query)
             spent, elapsed = time.process_time() - cpu, time.perf_counter() - wall
+        per = 1000 / len(parents)
         print(
             f"find_related, windowDays {window_days}, {batch} per call: "
-            f"{spent / len(parents) * 1000:.2f} ms CPU, {elapsed / len(parents) * 1000:.2f} ms wall per list"
+            f"{spent * per:.2f} ms CPU, {elapsed * per:.2f} ms wall per list"
         )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--server", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--ids", type=Path, help="relevance.py --ids-out file")
     parser.add_argument("--all", action="store_true", help="every article is a candidate")
-    parser.add_argument("--refresh", action="store_true", help="reload from the database")
-    parser.add_argument("--datasets", default="", help="comma-separated; default all")
     parser.add_argument("--cost", action="store_true", help="measure find_related's CPU per list")
     args = parser.parse_args()
     if args.cost:
-        for window in (30, 7300):
+        for window in (30, WINDOW_DAYS):
             asyncio.run(cost(args.server, window, 2))
         return
+    if args.ids is None:
+        parser.error("--ids is required (relevance.py --keep --ids-out FILE)")
     rows = [orjson.loads(line) for line in DATA.read_bytes().splitlines() if line.strip()]
-    cache = CACHE.with_suffix(".all.pickle" if args.all else ".pickle")
-    if cache.exists() and not args.refresh:
-        ids, signals, by_parent, idf, texts = pickle.loads(cache.read_bytes())
-    else:
-        ids, signals, by_parent, idf, texts = asyncio.run(load(args.server, rows, args.all))
-        cache.write_bytes(pickle.dumps((ids, signals, by_parent, idf, texts)))
-    if args.datasets:
-        wanted = set(args.datasets.split(","))
-        rows = [r for r in rows if r["dataset"] in wanted]
-    fr.TEXTS = texts  # type: ignore[attr-defined]
+    ids: dict[str, int] = orjson.loads(args.ids.read_bytes())
+    signals, by_parent, idf = asyncio.run(load(args.server, sorted(set(ids.values())), args.all))
     by_article: dict[int, list[str]] = defaultdict(list)
     for row_id, article_id in ids.items():
         by_article[article_id].append(row_id)
-    query = fr.RelatedQuery(first=50, window_days=7300)
+    query = fr.RelatedQuery(first=50, window_days=WINDOW_DAYS)
     ranked: dict[str, list[str]] = {}
     lists: dict[int, list[int]] = {}
     start = time.process_time()
@@ -134,13 +131,10 @@ def main() -> None:
             lists[p] = [i.article_id for i in items]
         ranked[row["id"]] = [r for a in lists[p] for r in by_article[a] if r != row["id"]]
     spent = time.process_time() - start
-    ours = scores(rows, ranked)
-    for dataset, m in ours.items():
-        hn = f" HN@5 {m['HN@5']:.3f}" if "HN@5" in m else ""
+    for dataset, m in scores(rows, ranked).items():
+        hn = f", HN@5 {m['HN@5']:.3f}" if "HN@5" in m else ""
         print(f"{dataset:22} {m['P@1']:.3f} / {m['R-prec']:.3f} / {m['AP@R']:.3f}{hn}")
-    print(f"CPU {spent / max(len(lists), 1) * 1000:.2f} ms per list ({len(lists)} lists)")
-    if "--baseline" in sys.argv:
-        print(scores(rows, baseline(rows)))
+    print(f"ranking alone: {spent / max(len(lists), 1) * 1000:.2f} ms CPU per list")
 
 
 if __name__ == "__main__":

@@ -233,21 +233,26 @@ class ClusterCandidate:
     dated: bool
 
 
-# The postings of term `q.term` nearest to article `p` in time, $4 on each side within the
-# window $3 (both ends of the (term, published_at, article_id) index, walked in order).
-NEAREST_POSTINGS: Final = """CROSS JOIN LATERAL (
+def _nearest_postings(limit: str) -> str:
+    """The postings of term `q.term` nearest to article `p` in time, `limit` on each side
+    within the window $3 (both ends of the (term, published_at, article_id) index, walked in
+    order)."""
+    return f"""CROSS JOIN LATERAL (
     (SELECT a.article_id FROM article_terms a
      WHERE a.term = q.term
        AND (a.published_at, a.article_id) > (p.published_at, p.article_id)
        AND a.published_at <= p.published_at + $3::interval
-     ORDER BY a.published_at, a.article_id LIMIT $4)
+     ORDER BY a.published_at, a.article_id LIMIT {limit})
     UNION ALL
     (SELECT a.article_id FROM article_terms a
      WHERE a.term = q.term
        AND (a.published_at, a.article_id) < (p.published_at, p.article_id)
        AND a.published_at >= p.published_at - $3::interval
-     ORDER BY a.published_at DESC, a.article_id DESC LIMIT $4)
+     ORDER BY a.published_at DESC, a.article_id DESC LIMIT {limit})
 ) t"""
+
+
+NEAREST_POSTINGS: Final = _nearest_postings("$4")
 
 
 # The story of a new article comes from its nearest neighbours in time that share its most
@@ -402,9 +407,10 @@ async def fetch_signals(db: Database, ids: Sequence[int]) -> dict[int, ParentSig
 
 
 # Candidates from four indexes, each bounded: postings of the parent's heaviest terms nearest
-# in time (both sides), members of its story, copies in its duplicate group, and articles
-# sharing its most salient entities. Excluded articles never come back. Each parent's own row
-# comes back too (article_id = parent): its signals, in the same statement.
+# in time (both sides; half as many for its terms after the $8 heaviest), members of its
+# story, copies in its duplicate group, and articles sharing its most salient entities.
+# Excluded articles never come back. Each parent's own row comes back too (article_id =
+# parent): its signals, in the same statement.
 SELECT_CANDIDATES: Final = f"""
 WITH parents AS (
     SELECT s.*, coalesce(s.duplicate_of, s.article_id) AS dup_root,
@@ -417,8 +423,8 @@ found AS (
     FROM parents p
     CROSS JOIN LATERAL (
         SELECT t.article_id, sum(q.weight) AS hits
-        FROM unnest(p.terms[1:$2], p.weights[1:$2]) AS q(term, weight)
-        {NEAREST_POSTINGS}
+        FROM unnest(p.terms[1:$2], p.weights[1:$2]) WITH ORDINALITY AS q(term, weight, i)
+        {_nearest_postings("CASE WHEN q.i <= $8 THEN $4 ELSE $4 / 2 END")}
         GROUP BY t.article_id ORDER BY hits DESC, t.article_id LIMIT $6
     ) c
     UNION
@@ -476,12 +482,14 @@ async def fetch_candidates(
     entities: int,
     by_terms: int,
     per_entity: int,
+    deep_terms: int,
 ) -> tuple[dict[int, ParentSignals], list[Candidate]]:
     """The signals of each parent and its related-article candidates (one statement for all
-    of them); parents without signals are left out."""
+    of them); parents without signals are left out. The postings of the parent's first
+    `deep_terms` terms are read `per_list` deep on each side, those of the rest half as deep."""
     rows = await db.fetch(
         SELECT_CANDIDATES, list(parents), terms, window, per_list, entities, by_terms,
-        per_entity,
+        per_entity, deep_terms,
     )  # fmt: skip
     signals: dict[int, ParentSignals] = {}
     candidates: list[Candidate] = []

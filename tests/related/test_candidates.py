@@ -1,15 +1,19 @@
 """Candidates of related stories come from postings of each article's heaviest terms: an
-article is found when it and the parent share one of the parent's CANDIDATE_TERMS heaviest
-terms among its own POSTING_TERMS (16 each: one event told in different words often shares
-only its rarer details)."""
+article is found when it and the parent share one of the parent's CANDIDATE_TERMS (32)
+heaviest terms among its own POSTING_TERMS (16): one event told in different words often
+shares only its rarer details. The postings of the parent's terms after its DEEP_TERMS
+heaviest are read half as deep, and at most BY_TERMS candidates come from postings."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from service.db import stories
 from service.db.pool import Database
 from service.ingest.pipeline import ingest_batch
 from service.related import clustering
+from service.related import features as F
 from service.related import find_related as R
 from service.related.indexer import drain
 
@@ -24,16 +28,42 @@ def _body(prefix: str, shared: str) -> str:
     return " ".join([heavy] * 5 + [shared, shared, light])
 
 
-def _item(n: int, body: str) -> dict[str, Any]:
+def _item(n: int, body: str, when: str = WHEN) -> dict[str, Any]:
     domain = f"postings{n}.example"
     return {
         "url": f"https://{domain}/news/{n}",
         "title": f"report{n}x",
         "body": body,
         "language": "en",
-        "publishedAt": WHEN,
+        "publishedAt": when,
         "source": {"domain": domain, "name": domain},
     }
+
+
+def _heavy_body(prefix: str, heavy: int, shared: list[str]) -> str:
+    # `heavy` words of the article's own five times each, then each shared word twice: with
+    # the title's word, a shared word is the article's (heavy + 2)th heaviest term or later.
+    own = " ".join(f"{prefix}heavy{i}a" for i in range(heavy))
+    return " ".join([own] * 5 + [w for w in shared for _ in range(2)])
+
+
+def _hours_before(hours: int) -> str:
+    when = datetime.fromisoformat(WHEN.replace("Z", "+00:00")) - timedelta(hours=hours)
+    return when.astimezone(UTC).isoformat()
+
+
+def _term(word: str) -> int:
+    (term,) = F.term_counts(word, None, None)
+    return term
+
+
+async def _candidates(db: Database, parent: int) -> set[int]:
+    _, found = await stories.fetch_candidates(
+        db, [parent], window=timedelta(days=30), terms=R.CANDIDATE_TERMS,
+        per_list=R.PER_LIST, entities=R.PARENT_ENTITIES, by_terms=R.BY_TERMS,
+        per_entity=R.PER_ENTITY, deep_terms=R.DEEP_TERMS,
+    )  # fmt: skip
+    return {c.article_id for c in found}
 
 
 async def test_a_shared_thirteenth_term_finds_the_candidate(write_db: Database) -> None:
@@ -52,3 +82,55 @@ async def test_a_shared_thirteenth_term_finds_the_candidate(write_db: Database) 
     assert {r["n"] for r in postings} == {clustering.POSTING_TERMS} == {16}
     found = await R.find_related(write_db, [parent], R.RelatedQuery(first=10, window_days=30))
     assert other in [i.article_id for i in found[parent]]
+
+
+async def test_a_term_after_the_parents_sixteenth_finds_the_candidate(write_db: Database) -> None:
+    # The shared word is the parent's 20th heaviest term and the other's 14th (posted).
+    results = await ingest_batch(
+        write_db,
+        [
+            _item(1, _heavy_body("pp", 18, ["zorquenta"])),
+            _item(2, _heavy_body("cc", 12, ["zorquenta"]), _hours_before(1)),
+        ],
+    )
+    await drain(write_db)
+    parent, other = (r.article_id for r in results)
+    assert parent is not None
+    assert other is not None
+    terms = await write_db.fetchval(
+        "SELECT terms FROM article_signals WHERE article_id = $1", parent
+    )
+    assert R.DEEP_TERMS < terms.index(_term("zorquenta")) < R.CANDIDATE_TERMS
+    found = await R.find_related(write_db, [parent], R.RelatedQuery(first=10, window_days=30))
+    assert other in [i.article_id for i in found[parent]]
+
+
+async def test_postings_after_the_deep_terms_are_read_half_as_deep(write_db: Database) -> None:
+    # 25 earlier articles share the parent's 20th term: the nearest PER_LIST / 2 are read.
+    others = [
+        _item(n, _heavy_body(f"c{n}x", 12, ["zorquenta"]), _hours_before(n)) for n in range(2, 27)
+    ]
+    results = await ingest_batch(
+        write_db, [_item(1, _heavy_body("pp", 18, ["zorquenta"])), *others]
+    )
+    await drain(write_db)
+    parent = results[0].article_id
+    assert parent is not None
+    nearest = {r.article_id for r in results[1 : 1 + R.PER_LIST // 2]}
+    assert await _candidates(write_db, parent) == nearest
+
+
+async def test_up_to_by_terms_candidates_come_from_postings(write_db: Database) -> None:
+    # Three of the parent's heaviest terms, each shared by 40 other (earlier) articles: 120
+    # candidates by postings, more than the 80 of before (large stories lost members).
+    shared = ["zorquenta", "blimvarto", "krestopol"]
+    others = [
+        _item(n, _heavy_body(f"c{n}x", 12, [shared[n % 3]]), _hours_before(n))
+        for n in range(2, 122)
+    ]
+    results = await ingest_batch(write_db, [_item(1, _heavy_body("pp", 4, shared)), *others])
+    await drain(write_db)
+    parent = results[0].article_id
+    assert parent is not None
+    assert R.BY_TERMS == 120
+    assert await _candidates(write_db, parent) == {r.article_id for r in results[1:]}

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -138,3 +139,16 @@ def test_context_score_mixes_text_nearest_and_row_agreement(
         differ += not math.isclose(near, rows, abs_tol=1e-6)
     assert differ
     assert R.ROW_WEIGHT > 0
+
+
+def test_a_follow_up_days_later_counts_more_than_an_unknown_date() -> None:
+    # A story develops over a week or more: five days apart is still closer than "unknown".
+    vectors = _vectors()
+    parent = replace(_parent(1, vectors[1]), dated=True)
+    later = replace(_candidate(1, 2, vectors[2]), dated=True, published_at=WHEN + timedelta(days=5))
+    undated = _candidate(1, 3, vectors[3])
+    assert R._time_factor(parent, later) > R._time_factor(parent, undated) == R.UNKNOWN_TIME
+    months = replace(later, published_at=WHEN + timedelta(days=60))
+    assert R._time_factor(parent, months) < R.UNKNOWN_TIME
+    factors = R._time_factors([parent, later, undated])
+    assert math.isclose(factors[0, 1], R._time_factor(parent, later))
