@@ -225,14 +225,7 @@ SELECT a.id, a.title, a.summary, a.body, a.url, a.canonical_url, a.published_at,
        a.image_url, a.image_credit, a.image_caption, a.image_alt, a.image_width,
        a.image_height, s.id AS source_id, s.name AS source_name, s.domain AS source_domain,
        s.country AS source_country,
-       ARRAY(SELECT ROW(x.salience, x.mention_count, e.id, e.name, e.slug, e.kind, ARRAY(
-                        SELECT ROW(b.id, b.title, b.published_at, bs.name)
-                        FROM (SELECT l.article_id, l.published_at FROM article_entities l
-                              WHERE l.entity_id = e.id
-                              ORDER BY l.published_at DESC, l.article_id DESC LIMIT 5) r
-                        JOIN articles b ON b.id = r.article_id
-                        JOIN sources bs ON bs.id = b.source_id
-                        ORDER BY r.published_at DESC, r.article_id DESC))
+       ARRAY(SELECT ROW(x.salience, x.mention_count, e.id, e.name, e.slug, e.kind)
              FROM (SELECT l.entity_id, {_salience("l.salience")} AS salience, l.mention_count
                    FROM article_entities l WHERE l.article_id = a.id) x
              JOIN entities e ON e.id = x.entity_id
@@ -273,18 +266,12 @@ def _article_page(r: Any) -> dict[str, Any] | None:
             "id": _id("Source", r["source_id"]), "name": r["source_name"],
             "domain": r["source_domain"], "country": r["source_country"],
         }  # fmt: skip
-    # entities: (salience, mention count, id, name, slug, kind, latest articles)
-    # latest articles: (id, title, published_at, source name)
+    # entities: (salience, mention count, id, name, slug, kind)
     entities = [
         {"salience": salience, "mentionCount": mentions, "entity": {
             "id": _id("Entity", eid), "name": name, "slug": slug, "kind": kind,
-            "articles": {"edges": [
-                {"node": {"id": encode_id("Article", bid), "title": title,
-                          "publishedAt": published.isoformat(), "source": {"name": source_name}}}
-                for bid, title, published, source_name in latest
-            ]},
         }}
-        for salience, mentions, eid, name, slug, kind, latest in r["entities"]
+        for salience, mentions, eid, name, slug, kind in r["entities"]
     ]  # fmt: skip
     # related: (stored item, id, title, published_at, source name, shared entity names);
     # an item is [article id, score, text similarity, time gap, relation, entity ids, ...].

@@ -174,7 +174,7 @@ COMPILED: Final = (
     CompiledOperation(
         "article_page",
         "ArticlePage",
-        "2ad977180a80b38f75da8578ebed4d58dc3d9be133da8becf0e49b9bd15ad20b",
+        "75a83527ba546ce4a7078d9be6938bd74bb63eb5d95c834f1ddb0f48142cf42c",
         _prepare_article_page,
         _run_article_page,
         # 1 with a valid stored related list; else the page, relatedStories' two, the page again

@@ -9,14 +9,7 @@ SELECT a.id, a.title, a.summary, a.body, a.url, a.canonical_url, a.published_at,
        a.image_url, a.image_credit, a.image_caption, a.image_alt, a.image_width,
        a.image_height, s.id AS source_id, s.name AS source_name, s.domain AS source_domain,
        s.country AS source_country,
-       ARRAY(SELECT ROW(x.salience, x.mention_count, e.id, e.name, e.slug, e.kind, ARRAY(
-                        SELECT ROW(b.id, b.title, b.published_at, bs.name)
-                        FROM (SELECT l.article_id, l.published_at FROM article_entities l
-                              WHERE l.entity_id = e.id
-                              ORDER BY l.published_at DESC, l.article_id DESC LIMIT 5) r
-                        JOIN articles b ON b.id = r.article_id
-                        JOIN sources bs ON bs.id = b.source_id
-                        ORDER BY r.published_at DESC, r.article_id DESC))
+       ARRAY(SELECT ROW(x.salience, x.mention_count, e.id, e.name, e.slug, e.kind)
              FROM (SELECT l.entity_id, round(l.salience::float8 * 10000) / 10000 AS salience, l.mention_count
                    FROM article_entities l WHERE l.article_id = a.id) x
              JOIN entities e ON e.id = x.entity_id

@@ -22,10 +22,4 @@ SELECT l.article_id, l.items::text AS items FROM related_lists l
 WHERE l.article_id = ANY($1::bigint[])
   AND NOT EXISTS (SELECT 1 FROM related_refresh q WHERE q.article_id = l.article_id)
 ;
-SELECT parent.id AS parent_id, page.* FROM unnest($1::bigint[]) AS parent(id) CROSS JOIN LATERAL (SELECT 
-    a.id, a.source_id, a.url, a.canonical_url, a.external_id, a.title, a.summary, a.authors,
-    a.language, a.section, a.tags, a.image_url, a.image_credit, a.image_caption, a.image_alt,
-    a.image_width, a.image_height, a.published_at, a.published_at_estimated, a.updated_at,
-    a.ingested_at FROM article_entities l JOIN articles a ON a.id = l.article_id WHERE l.entity_id = parent.id ORDER BY l.published_at DESC, l.article_id DESC LIMIT $2) page
-;
 SELECT s.id, s.domain, s.name, s.country, s.language, s.article_count, s.is_wire_service FROM sources s WHERE s.id = ANY($1::bigint[])
