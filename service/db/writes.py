@@ -11,7 +11,8 @@ from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from typing import Final
 
-from service.db.pool import Writer
+from service.db.counters import fold_entity_counts, lock_folds
+from service.db.pool import Database, Writer
 
 __all__ = [
     "ArticleRow",
@@ -312,7 +313,7 @@ WHERE u.url = ANY($1::text[])
 """
 
 
-async def known_canonical_urls(w: Writer, urls: Sequence[str]) -> dict[str, str]:
+async def known_canonical_urls(w: Writer | Database, urls: Sequence[str]) -> dict[str, str]:
     """For each URL already seen, the canonical URL of the article it belongs to."""
     rows = await w.fetch(SELECT_KNOWN_URLS, list(urls))
     return {r["url"]: r["canonical_url"] for r in rows}
@@ -455,6 +456,7 @@ UPDATE entities SET wikidata_id = coalesce(wikidata_id, $2), updated_at = now() 
 async def merge_entities(w: Writer, into: int, sources: Sequence[int]) -> bool:
     """Fold `sources` into `into`: links, aliases, names and ids move; False if one is missing."""
     sources = sorted(set(sources) - {into})
+    await lock_folds(w)
     locked = await w.fetch(LOCK_ENTITIES, [into, *sources])
     if len(locked) != len(sources) + 1:
         return False
@@ -468,4 +470,6 @@ async def merge_entities(w: Writer, into: int, sources: Sequence[int]) -> bool:
     await w.execute(DELETE_ENTITIES, sources)
     if wikidata is not None:
         await w.execute(ADOPT_WIKIDATA, into, wikidata)
+    # The survivor's count is exact at once (the caller shows it); the merged ones are gone.
+    await fold_entity_counts(w, [into])
     return True
