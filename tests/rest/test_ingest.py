@@ -24,6 +24,7 @@ from service.config import Settings
 from service.db.pool import Database
 from service.errors import ServiceUnavailable
 from service.ids import decode_id
+from service.ingest.ordering import WriteTurn
 from service.ingest.pipeline import ItemError, ItemResult, ingest_batch
 from service.ingest.stream import LineResult, LineSplitter, ingest_lines
 from tests.support import app_client, with_state
