@@ -191,14 +191,14 @@ async def upsert_entities(w: Writer, rows: Sequence[EntityRow]) -> list[int]:
     by_slug = {e["slug"]: e["id"] for e in existing}
     ids: list[int | None] = []
     new_rows: dict[str, EntityRow] = {}
-    updates: list[dict[str, object]] = []
+    updates: list[tuple[int, dict[str, object]]] = []
     for row in rows:
         found = by_wikidata.get(row.wikidata_id) if row.wikidata_id else None
         if found is None and row.slug in by_slug and row.slug not in new_rows:
             found = by_slug[row.slug]
         ids.append(found)
         if found is not None:
-            updates.append({**asdict(row), "id": found})
+            updates.append((found, {**asdict(row), "id": found}))
         elif row.slug not in new_rows:
             new_rows[row.slug] = row
     if new_rows:
@@ -217,7 +217,8 @@ async def upsert_entities(w: Writer, rows: Sequence[EntityRow]) -> list[int]:
                 # Its Wikidata id already belonged to an entity under another slug.
                 by_slug[slug] = by_wikidata[row.wikidata_id]
     if updates:
-        await w.execute(UPDATE_ENTITIES, updates)
+        # In id order, so two batches updating the same entities lock them alike.
+        await w.execute(UPDATE_ENTITIES, [u for _, u in sorted(updates, key=lambda p: p[0])])
     result = [
         found if found is not None else by_slug[row.slug]
         for found, row in zip(ids, rows, strict=True)
