@@ -18,7 +18,8 @@ Prints, per article:
    side, loopback), summed over the run, most expensive first; then the index stage (the
    related-stories queue drained as a server's indexer would: its CPU and statements);
 3. with --explain, EXPLAIN (ANALYZE) of one batch's article upsert and link insert inside a
-   rolled-back transaction, with the time of each trigger (foreign keys, counters).
+   rolled-back transaction, with the time of each trigger (foreign keys, counters);
+4. the wall time of folding the article counters' deltas (migration 0012) left by the run.
 Articles come from bench/ingest.py's generator (same seed, same vocabularies).
 """
 
@@ -37,8 +38,8 @@ from typing import Any
 import ingest as bench_ingest
 
 from service.config import Settings
+from service.db import counters, writes
 from service.db import pool as db_pool
-from service.db import writes
 from service.db.catalogue import fetch_surfaces
 from service.db.pool import Database, open_database
 from service.ingest import pipeline
@@ -195,6 +196,13 @@ async def main(argv: Sequence[str] | None = None) -> int:
             wall += time.perf_counter() - begun
         count = len(items)
         _print_statements("write stage (the ingest transaction)", count, wall)
+        # The article counters' deltas (migration 0012), folded as a server's folder would
+        # (it folds every second, so over fewer batches than this at a time).
+        begun = time.perf_counter()
+        await counters.fold_counts(db)
+        print(f"counter fold: {(time.perf_counter() - begun) / count * 1e6:.0f} µs/article wall")
+        SECONDS.clear()
+        STATEMENTS.clear()
         # The second stage: what a server's indexer does after commit, in batches of
         # indexer.BATCH_SIZE (CPU in this process: text features, vectors, clustering).
         begun, cpu = time.perf_counter(), time.process_time()

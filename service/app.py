@@ -19,6 +19,7 @@ from starlette.routing import Route
 from strawberry.asgi import GraphQL
 
 from service.config import ConfigError, Settings
+from service.db.counters import CountFolder
 from service.db.notify import listen_for_changes
 from service.db.pool import Database, open_database
 from service.graphql import Context, build_schema, make_context
@@ -125,6 +126,11 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
                     )
                     indexer.start()
                     stack.push_async_callback(indexer.stop)
+                # Article counters follow ingest within a fold interval (service.db.counters).
+                if settings.count_fold_seconds:
+                    folder = CountFolder(db, settings.count_fold_seconds)
+                    folder.start()
+                    stack.push_async_callback(folder.stop)
                 # Stored related-stories lists, re-ranked in the background as news arrives.
                 await stack.enter_async_context(
                     running_refresher(

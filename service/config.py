@@ -48,7 +48,7 @@ def _int(env: Mapping[str, str], name: str, default: int, *, low: int = 1) -> in
     return value
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
+def _float(env: Mapping[str, str], name: str, default: float, *, zero: bool = False) -> float:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -56,8 +56,8 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-    if value <= 0:
-        raise ConfigError(f"{name} must be positive, got {value}")
+    if value < 0 or (value == 0 and not zero) or value != value:
+        raise ConfigError(f"{name} must be {'0 or more' if zero else 'positive'}, got {value}")
     return value
 
 
@@ -119,6 +119,8 @@ class Settings:
     max_body_bytes: int = 10_485_760
     ingest_max_items: int = 1000
     ingest_batch_size: int = 500
+    # Batches of one NDJSON stream written at once (each on its own connection).
+    ingest_writers: int = 2
     ingest_max_line_bytes: int = 1_048_576
     # Access and abuse protection (docs/access.md).
     key_secret: str | None = None
@@ -143,6 +145,8 @@ class Settings:
     # Share of each process's wall time the related-lists refresher may use (0: none).
     related_refresh_percent: int = 25
     related_index_percent_ingesting: int = 100
+    # Seconds between folds of the article counters' deltas (service.db.counters); 0: none.
+    count_fold_seconds: float = 1.0
     # Operability (docs/operating.md).
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
@@ -190,6 +194,7 @@ class Settings:
             max_body_bytes=_int(env, "NEWSGRAPH_MAX_BODY_BYTES", 10_485_760),
             ingest_max_items=_int(env, "NEWSGRAPH_INGEST_MAX_ITEMS", 1000),
             ingest_batch_size=_int(env, "NEWSGRAPH_INGEST_BATCH_SIZE", 500),
+            ingest_writers=_int(env, "NEWSGRAPH_INGEST_WRITERS", 2),
             ingest_max_line_bytes=_int(env, "NEWSGRAPH_INGEST_MAX_LINE_BYTES", 1_048_576),
             key_secret=env.get("NEWSGRAPH_KEY_SECRET") or None,
             anonymous_reads=_bool(env, "NEWSGRAPH_ANONYMOUS_READS", False),
@@ -213,6 +218,7 @@ class Settings:
             related_index_percent_ingesting=_int(
                 env, "NEWSGRAPH_RELATED_INDEX_PERCENT_INGESTING", 100, low=1
             ),
+            count_fold_seconds=_float(env, "NEWSGRAPH_COUNT_FOLD_SECONDS", 1.0, zero=True),
             log_level=_choice(
                 env, "NEWSGRAPH_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")
             ),
@@ -235,6 +241,11 @@ class Settings:
             raise ConfigError(
                 "NEWSGRAPH_POOL_MIN_SIZE must not exceed NEWSGRAPH_POOL_MAX_SIZE "
                 f"({self.pool_min_size} > {self.pool_max_size})"
+            )
+        if self.ingest_writers > self.pool_max_size:
+            raise ConfigError(
+                "NEWSGRAPH_INGEST_WRITERS must not exceed NEWSGRAPH_POOL_MAX_SIZE "
+                f"({self.ingest_writers} > {self.pool_max_size})"
             )
         if self.related_refresh_percent > 100:
             raise ConfigError(

@@ -18,7 +18,9 @@ stored); 2 for a usage or configuration problem (nothing stored); 3 when storing
 the way, because the database failed or by a bug (lines before the failure are stored: run
 again, stored lines come back UNCHANGED).
 
-After storing, the command indexes the related stories of what it stored (the queue its
+After storing, the command folds the article counters of entities and sources
+(`service.db.counters`, which it also does every `NEWSGRAPH_COUNT_FOLD_SECONDS` while it
+runs) and indexes the related stories of what it stored (the queue its
 batches filled; a running server's indexer shares that work), so they are complete when it
 exits; if that fails, the articles stay queued for the next indexer, and the exit status
 does not change.
@@ -43,6 +45,7 @@ import orjson
 from tqdm import tqdm
 
 from service.config import Settings
+from service.db.counters import CountFolder, fold_counts
 from service.db.pool import Database, open_database
 from service.errors import ServiceUnavailable
 from service.ingest.catalogue import LinkerCache
@@ -173,11 +176,16 @@ async def _ingest(
             return EXIT_USAGE
         catalogue = LinkerCache()
         stack.push_async_callback(catalogue.close)
+        if settings.count_fold_seconds:
+            folder = CountFolder(db, settings.count_fold_seconds)
+            folder.start()
+            stack.push_async_callback(folder.stop)
         lines = ingest_lines(
             pipeline_store(db, catalogue),
             _chunks(source, progress),
             batch_size=batch_size,
             max_line_bytes=settings.ingest_max_line_bytes,
+            writers=settings.ingest_writers,
             keep_input=rejects is not None,
         )
         try:
@@ -202,8 +210,27 @@ async def _ingest(
         except Exception:  # a bug: exit 1 would read as "some lines were rejected"
             log.exception("stopped by an unexpected error after line %d", progress.last_line)
             return EXIT_STOPPED
+        await _fold_counts(db, progress)
         await _index_related(db, progress)
     return EXIT_REJECTED if progress.counts["REJECTED"] else EXIT_OK
+
+
+async def _fold_counts(db: Database, progress: _Progress) -> None:
+    """Bring the article counters up to date with what was stored (a running server's
+    folder would do it within a second; without one, nothing else would)."""
+    if not (progress.counts["CREATED"] or progress.counts["UPDATED"]):
+        return
+    try:
+        for _ in range(200):  # another process is folding: after it, again (up to ~10 s)
+            if await fold_counts(db):
+                break
+            await asyncio.sleep(0.05)
+    except (ServiceUnavailable, asyncpg.PostgresError, OSError) as exc:
+        log.warning(
+            "articles stored, but folding their article counts failed (%s); a server or the "
+            "next `newsgraph ingest` folds them",
+            exc,
+        )
 
 
 async def _index_related(db: Database, progress: _Progress) -> None:

@@ -67,14 +67,16 @@ async def database_url(server_url: str) -> AsyncIterator[str]:
 
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
-    # No background indexer or related-lists refresher in apps under test: tests drain
-    # the queue and the log themselves, so what they read does not depend on timing.
+    # No background indexer, related-lists refresher or counter folder in apps under test:
+    # tests drain the queue and the log and fold the counters themselves, so what they read
+    # does not depend on timing.
     return Settings.from_environ(
         {
             "DATABASE_URL": database_url,
             "NEWSGRAPH_DATA_DIR": "/nonexistent",
             "NEWSGRAPH_RELATED_INDEXER": "false",
             "NEWSGRAPH_RELATED_REFRESH_PERCENT": "0",
+            "NEWSGRAPH_COUNT_FOLD_SECONDS": "0",
         }
     )
 

@@ -11,7 +11,8 @@ from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from typing import Final
 
-from service.db.pool import Writer
+from service.db.counters import fold_entity_counts, lock_folds
+from service.db.pool import Database, Writer
 
 __all__ = [
     "ArticleRow",
@@ -190,14 +191,14 @@ async def upsert_entities(w: Writer, rows: Sequence[EntityRow]) -> list[int]:
     by_slug = {e["slug"]: e["id"] for e in existing}
     ids: list[int | None] = []
     new_rows: dict[str, EntityRow] = {}
-    updates: list[dict[str, object]] = []
+    updates: list[tuple[int, dict[str, object]]] = []
     for row in rows:
         found = by_wikidata.get(row.wikidata_id) if row.wikidata_id else None
         if found is None and row.slug in by_slug and row.slug not in new_rows:
             found = by_slug[row.slug]
         ids.append(found)
         if found is not None:
-            updates.append({**asdict(row), "id": found})
+            updates.append((found, {**asdict(row), "id": found}))
         elif row.slug not in new_rows:
             new_rows[row.slug] = row
     if new_rows:
@@ -216,7 +217,8 @@ async def upsert_entities(w: Writer, rows: Sequence[EntityRow]) -> list[int]:
                 # Its Wikidata id already belonged to an entity under another slug.
                 by_slug[slug] = by_wikidata[row.wikidata_id]
     if updates:
-        await w.execute(UPDATE_ENTITIES, updates)
+        # In id order, so two batches updating the same entities lock them alike.
+        await w.execute(UPDATE_ENTITIES, [u for _, u in sorted(updates, key=lambda p: p[0])])
     result = [
         found if found is not None else by_slug[row.slug]
         for found, row in zip(ids, rows, strict=True)
@@ -312,7 +314,7 @@ WHERE u.url = ANY($1::text[])
 """
 
 
-async def known_canonical_urls(w: Writer, urls: Sequence[str]) -> dict[str, str]:
+async def known_canonical_urls(w: Writer | Database, urls: Sequence[str]) -> dict[str, str]:
     """For each URL already seen, the canonical URL of the article it belongs to."""
     rows = await w.fetch(SELECT_KNOWN_URLS, list(urls))
     return {r["url"]: r["canonical_url"] for r in rows}
@@ -455,6 +457,7 @@ UPDATE entities SET wikidata_id = coalesce(wikidata_id, $2), updated_at = now() 
 async def merge_entities(w: Writer, into: int, sources: Sequence[int]) -> bool:
     """Fold `sources` into `into`: links, aliases, names and ids move; False if one is missing."""
     sources = sorted(set(sources) - {into})
+    await lock_folds(w)
     locked = await w.fetch(LOCK_ENTITIES, [into, *sources])
     if len(locked) != len(sources) + 1:
         return False
@@ -468,4 +471,6 @@ async def merge_entities(w: Writer, into: int, sources: Sequence[int]) -> bool:
     await w.execute(DELETE_ENTITIES, sources)
     if wikidata is not None:
         await w.execute(ADOPT_WIKIDATA, into, wikidata)
+    # The survivor's count is exact at once (the caller shows it); the merged ones are gone.
+    await fold_entity_counts(w, [into])
     return True

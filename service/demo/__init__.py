@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from service.db.counters import fold_counts
 from service.db.pool import Database
 from service.ingest.catalogue import LinkerCache
 from service.ingest.pipeline import ingest_batch, load_catalogue
@@ -47,4 +48,5 @@ async def load_demo(db: Database) -> Counter[str]:
         # Related stories of the demo are there as soon as it is loaded (indexed batch by
         # batch, as a server's indexer keeping up with the ingest would).
         await drain(db)
+    await fold_counts(db)  # counts exact once loaded, as a server's folder makes them
     return statuses

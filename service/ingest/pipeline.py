@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Final
@@ -51,6 +51,7 @@ from service.errors import BadInput
 from service.ingest.language import SAMPLE_CHARS, detect_language
 from service.ingest.linking import Linker, Mention
 from service.ingest.normalize import canonicalize_url, content_hash, parse_published_at, slugify
+from service.ingest.ordering import WriteTurn
 from service.ingest.text import BODY_MAX, SUMMARY_MAX, TITLE_MAX, plain_text
 from service.metrics import count_ingest
 from service.related.lists import note_ingest
@@ -344,31 +345,51 @@ async def ingest_batch(
     *,
     linker: Linker | None = None,
     writer: Principal | None = None,
-    after: Awaitable[object] | None = None,
+    turn: WriteTurn | None = None,
 ) -> list[ItemResult]:
     """Validate, normalise and store `items`; one result per item, in input order.
 
-    `after` (the previous batch of a stream being stored) is awaited between preparing and
-    writing: batches are prepared while the one before is written, and written in order.
-    If it fails, this batch is not written and its error propagates.
+    `turn` is the batch's place in a stream (`service.ingest.ordering`): it is prepared
+    while earlier batches are written, and written once the order allows (beside the earlier
+    batches in flight that share no article with it, after the others). If a batch it waits
+    for fails, this one is not written (`EarlierBatchFailed`).
 
     `writer` is the API key writing (None: no key, as `newsgraph ingest`): its id is recorded
     on each article it writes, and a scoped (ingest) key may write only articles of its
     sources that no other key wrote last; other items are REJECTED with code FORBIDDEN.
     """
     note_ingest()  # this process's related-lists refresher steps back while it ingests
-    # Validation, HTML reduction, language detection and linking are CPU work: a thread keeps
-    # them off the event loop, so reads are not stalled behind a large batch.
-    results, drafts = await asyncio.to_thread(_prepare_all, items, linker, writer)
-    if after is not None:
-        # Shielded: cancelling this batch must not cancel the previous one mid-write.
-        await asyncio.shield(after)
-    if drafts:
-        for result in await _store(db, drafts, writer):
-            results[result.index] = result
+    try:
+        # Validation, HTML reduction, language detection and linking are CPU work: a thread
+        # keeps them off the event loop, so reads are not stalled behind a large batch.
+        results, drafts = await asyncio.to_thread(_prepare_all, items, linker, writer)
+        if turn is not None:
+            await turn.wait_for_room()
+            if turn.shares_writes:
+                await turn.claim(await _claims(db, drafts))
+        if drafts:
+            for result in await _store(db, drafts, writer):
+                results[result.index] = result
+    except BaseException as exc:
+        if turn is not None:
+            turn.finish(exc)
+        raise
+    if turn is not None:
+        turn.finish()
     done = [r for r in results if r is not None]
     count_ingest(r.status for r in done)
     return done
+
+
+async def _claims(db: Database, drafts: Sequence[_Draft]) -> set[str]:
+    """What a batch writes, for the stream's order: every URL of its items, and the canonical
+    URL of each stored article they belong to (committed; what an earlier batch in flight
+    records is among that batch's own URLs)."""
+    urls = {u for d in drafts for u in (d.row.canonical_url, *d.urls)}
+    if not urls:
+        return urls
+    known = await known_canonical_urls(db.primary(), sorted(urls))
+    return urls | set(known.values())
 
 
 def _out_of_scope(draft: _Draft, writer: Principal | None) -> ItemError | None:

@@ -9,6 +9,7 @@ only after its batch committed.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -18,6 +19,7 @@ import orjson
 from service.db.pool import Database
 from service.ids import encode_id
 from service.ingest.catalogue import LinkerCache
+from service.ingest.ordering import WriteOrder, WriteTurn
 from service.ingest.pipeline import ItemError, ItemResult, ingest_batch
 from service.metrics import count_ingest
 
@@ -36,10 +38,10 @@ __all__ = [
 FLUSH_AFTER: Final = 0.5
 BOM: Final = b"\xef\xbb\xbf"
 
-# Stores a batch: `ingest_batch` bound to a database, called with the items and the task
-# storing the previous batch, which it awaits before it writes (it may prepare before).
+# Stores a batch: `ingest_batch` bound to a database, called with the items and the batch's
+# turn in the stream's order of writes (it prepares first, then writes when the turn allows).
 StoreBatch = Callable[
-    [Sequence[object], "asyncio.Task[list[ItemResult]] | None"],
+    [Sequence[object], WriteTurn],
     Coroutine[object, object, list[ItemResult]],
 ]
 
@@ -47,11 +49,9 @@ StoreBatch = Callable[
 def pipeline_store(db: Database, catalogue: LinkerCache | None) -> StoreBatch:
     """The pipeline bound to `db`, linking entities with the catalogue's current linker."""
 
-    async def store(
-        items: Sequence[object], after: asyncio.Task[list[ItemResult]] | None
-    ) -> list[ItemResult]:
+    async def store(items: Sequence[object], turn: WriteTurn) -> list[ItemResult]:
         linker = await catalogue.get(db) if catalogue is not None else None
-        return await ingest_batch(db, items, linker=linker, after=after)
+        return await ingest_batch(db, items, linker=linker, turn=turn)
 
     return store
 
@@ -202,12 +202,11 @@ class _Batch:
         self._slots.clear()
         return ready
 
-    def launch(self, after: _Launched | None) -> _Launched:
-        """Start storing the lines so far (their writes wait for `after`'s); start anew."""
+    def launch(self, order: WriteOrder) -> _Launched:
+        """Start storing the lines so far (written when `order` allows); start anew."""
         task = None
         if self.items:
-            previous = after.task if after is not None else None
-            task = asyncio.create_task(self.store(self.items, previous))
+            task = asyncio.create_task(self.store(self.items, order.next()))
         launched = _Launched(task, self._slots, self.keep_input)
         self.items, self._slots = [], []
         return launched
@@ -225,6 +224,10 @@ class _Launched:
         self.task = task
         self._slots = slots
         self._keep_input = keep_input
+
+    def ended(self) -> bool:
+        """Whether storing has ended (committed or failed): `results` will not wait."""
+        return self.task is None or self.task.done()
 
     def take_leading(self) -> list[LineResult]:
         """The results of lines rejected before the batch's first item (answerable now)."""
@@ -304,28 +307,38 @@ async def ingest_lines(
     max_line_bytes: int,
     flush_after: float = FLUSH_AFTER,
     keep_input: bool = False,
+    writers: int = 1,
 ) -> AsyncGenerator[list[LineResult], None]:
     """Results of the NDJSON in `chunks`, in line order, each list once its batch is stored.
 
     `store` is the pipeline (`ingest_batch` bound to a database); its errors propagate, and
-    results not yet yielded then were not stored. Lists are never empty. With `keep_input`,
-    rejected lines carry their bytes (except lines too long to keep).
+    results not yet yielded then were not stored (except, with `writers` > 1, those of a
+    batch written beside the one that failed). Up to `writers` batches are written at once
+    (`service.ingest.ordering`). Lists are never empty. With `keep_input`, rejected lines
+    carry their bytes (except lines too long to keep).
     """
     splitter = LineSplitter(max_line_bytes)
     batch = _Batch(store, keep_input=keep_input)
     reader = _Reader(chunks)
+    order = WriteOrder(writers)
     loop = asyncio.get_running_loop()
     deadline: float | None = None
-    # Two stages overlap: while one batch is written, the next is prepared (validation, HTML,
-    # language, linking: CPU in a thread) and the lines after it are read. `pending` is the
-    # batch launched last and not yet answered; each launch waits for its writes.
-    pending: _Launched | None = None
+    # The stages overlap: while up to `writers` batches are written, the next is prepared
+    # (validation, HTML, language, linking: CPU in a thread) and the lines after it are read.
+    # `pending` holds the batches launched and not yet answered, oldest first.
+    pending: deque[_Launched] = deque()
     launched: list[_Launched] = []
 
     def launch() -> _Launched:
         launched[:] = [b for b in launched if b.task is not None and not b.task.done()]
-        launched.append(batch.launch(pending))
+        launched.append(batch.launch(order))
         return launched[-1]
+
+    async def answer_oldest() -> list[LineResult]:
+        """The oldest pending batch's results (once stored), with the lines rejected before
+        the next batch's first item."""
+        results = await pending.popleft().results()
+        return results + (pending[0].take_leading() if pending else [])
 
     try:
         while True:
@@ -336,19 +349,18 @@ async def ingest_lines(
                     for line in splitter.finish():
                         if (item := _decode_or_reject(batch, line, max_line_bytes)) is not None:
                             batch.add_item(line, item)
-                last = launch()
-                if pending is not None:
-                    yield await pending.results() + last.take_leading()
-                pending, deadline = None, None
-                if ready := await last.results():
-                    yield ready
+                pending.append(launch())
+                while pending:
+                    if ready := await answer_oldest():
+                        yield ready
+                deadline = None
                 if chunk is None:
                     continue
                 return
             for line in splitter.feed(chunk):
                 if (item := _decode_or_reject(batch, line, max_line_bytes)) is None:
                     continue
-                if pending is None and not batch.items and (ready := batch.take_ready()):
+                if not pending and not batch.items and (ready := batch.take_ready()):
                     yield ready
                 batch.add_item(line, item)
                 if deadline is None:
@@ -356,12 +368,13 @@ async def ingest_lines(
                 if len(batch.items) >= batch_size:
                     # Each batch is answered as soon as it is stored, even mid-chunk, so a
                     # later failure never leaves a stored batch unanswered.
-                    newer = launch()
-                    if pending is not None:
-                        yield await pending.results() + newer.take_leading()
-                    pending = newer
+                    pending.append(launch())
+                    if len(pending) > writers:
+                        yield await answer_oldest()
                     deadline = loop.time() + flush_after
-            if pending is None and not batch.items and (ready := batch.take_ready()):
+            while pending and pending[0].ended():  # stored while the lines came: answer them
+                yield await answer_oldest()
+            if not pending and not batch.items and (ready := batch.take_ready()):
                 yield ready
     finally:
         await reader.aclose()

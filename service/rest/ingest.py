@@ -34,15 +34,18 @@ Batches and durability
     Valid lines go through the shared ingest pipeline in batches of `ingest_batch_size`,
     one transaction each. A batch that is not full is stored anyway `FLUSH_AFTER` seconds
     after its first line arrived, so a client that sends slowly gets its results as it
-    goes. A result line is written only after its batch committed: whatever was answered
-    is durable.
+    goes. Up to `ingest_writers` batches are written at once, each on its own connection,
+    in line order wherever they share an article (`service.ingest.ordering`). A result line
+    is written only after its batch committed, and after the lines before it: whatever was
+    answered is durable.
 
 Failures
     When storing fails before anything was answered, the answer is a plain JSON error
     (503 `SERVICE_UNAVAILABLE`, or 500 with a request id). Once answering has begun, the
     answer ends with one line `{"error": {"code": ..., "message": ...}}` instead. Either way
-    the lines answered are stored and the others are not; re-send them (or everything:
-    ingest is idempotent, and stored articles come back UNCHANGED). An answer cut off
+    the lines answered are stored, and of the others at most the batches that were being
+    written beside the failed one; re-send them (or everything: ingest is idempotent, and
+    stored articles come back UNCHANGED). An answer cut off
     without such a line (the connection broke) promises nothing about unanswered lines.
 
 Clients that read only after sending
@@ -80,6 +83,7 @@ from service.config import Settings
 from service.db.pool import Database
 from service.errors import NewsgraphError
 from service.ingest.catalogue import LinkerCache
+from service.ingest.ordering import WriteTurn
 from service.ingest.pipeline import ItemResult, ingest_batch
 from service.ingest.stream import StoreBatch, error_line, ingest_lines, result_line
 
@@ -164,11 +168,9 @@ class _Outbox:
 def _store_as(db: Database, catalogue: LinkerCache | None, writer: Principal) -> StoreBatch:
     """The pipeline bound to `db`, writing as `writer` (its key recorded, its scope applied)."""
 
-    async def store(
-        items: Sequence[object], after: asyncio.Task[list[ItemResult]] | None
-    ) -> list[ItemResult]:
+    async def store(items: Sequence[object], turn: WriteTurn) -> list[ItemResult]:
         linker = await catalogue.get(db) if catalogue is not None else None
-        return await ingest_batch(db, items, linker=linker, writer=writer, after=after)
+        return await ingest_batch(db, items, linker=linker, writer=writer, turn=turn)
 
     return store
 
@@ -181,6 +183,7 @@ async def _produce(request: Request, outbox: _Outbox, request_id: str, writer: P
         request.stream(),
         batch_size=settings.ingest_batch_size,
         max_line_bytes=settings.ingest_max_line_bytes,
+        writers=settings.ingest_writers,
     )
     try:
         async with contextlib.aclosing(lines):
@@ -195,7 +198,7 @@ async def _produce(request: Request, outbox: _Outbox, request_id: str, writer: P
             200,
             "LIMIT_EXCEEDED",
             f"The answer was not read for {outbox.stall_timeout:.0f} s, so storing stopped after"
-            f" line {answered} (the batch being written then may be stored too). Read the answer"
+            f" line {answered} (the batches being written then may be stored too). Read the answer"
             " while sending, or send fewer lines per request." + RESEND_HINT,
         )
         await _discard(request)

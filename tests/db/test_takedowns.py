@@ -11,6 +11,7 @@ import pytest_asyncio
 
 from service.config import Settings
 from service.db.changes import fetch_changes
+from service.db.counters import fold_counts
 from service.db.pool import Database, open_database
 from service.db.takedowns import remove_articles, resolve_article_urls, restore_urls
 from service.ingest.pipeline import ingest_batch
@@ -40,6 +41,7 @@ async def test_removal_deletes_content_and_keeps_a_tombstone(tdb: Database) -> N
     [stored] = await ingest_batch(tdb, [item])
     article_id = stored.article_id
     assert article_id is not None
+    await fold_counts(tdb)  # counters follow writes by a fold (service.db.counters)
     source_before = await tdb.fetchval(
         "SELECT article_count FROM sources WHERE domain = 'factory.example'"
     )
@@ -59,6 +61,7 @@ async def test_removal_deletes_content_and_keeps_a_tombstone(tdb: Database) -> N
     assert await tdb.fetchval("SELECT count(*) FROM articles WHERE id = $1", article_id) == 0
     links = "SELECT count(*) FROM article_entities WHERE article_id = $1"
     assert await tdb.fetchval(links, article_id) == 0
+    await fold_counts(tdb)
     assert (
         await tdb.fetchval("SELECT article_count FROM sources WHERE domain = 'factory.example'")
         == source_before - 1

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from service.db.counters import fold_counts
 from service.db.pool import Database
 from service.ingest.pipeline import ingest_batch, load_catalogue
 from tests.factories import article_input
@@ -91,6 +92,7 @@ async def test_entities_link_by_wikidata_id_name_or_alias_and_counters_follow(
         entity_id,
     )
     assert [r["article_id"] for r in linked] == [r.article_id for r in results]
+    await fold_counts(write_db)  # counters follow writes by a fold (service.db.counters)
     assert (
         await write_db.fetchval("SELECT article_count FROM entities WHERE id = $1", entity_id) == 3
     )
@@ -117,6 +119,7 @@ async def test_unknown_entities_are_created_and_links_replaced_on_update(
         )
         == 0
     )
+    await fold_counts(write_db)
     assert (
         await write_db.fetchval("SELECT article_count FROM entities WHERE id = $1", entity_id) == 0
     )
