@@ -36,7 +36,7 @@
      (The service also writes article_urls rows; the floor does not, as the issue defines it.)
    Each phase is aborted after --phase-timeout seconds (its rate is then over what it did).
    After a service phase's last answer, the bench waits until the related-stories queue
-   (migration 0007) is empty and the article-counter deltas (migration 0012) are folded:
+   (migration 0007) is empty and the article-counter deltas (migration 0011) are folded:
    the server's indexer and folder work after commit, on the same 2 cores. A floor phase
    folds its counter deltas after the load, timed apart (`fold_s`): its rate is the load.
    Meanwhile a probe GETs /healthz every 0.1 s (how long requests wait while the server
@@ -88,7 +88,7 @@ from service.db import migrate
 from service.db.pool import SESSION_SETTINGS
 
 TEMPLATE: Final = "newsgraph_bench"
-# Migration 0012's counter deltas (service.db.counters), spelled out here so this script also
+# Migration 0011's counter deltas (service.db.counters), spelled out here so this script also
 # measures commits before it (the tables then do not exist and nothing is pending).
 PENDING_DELTAS: Final = (
     "SELECT (SELECT count(*) FROM entity_count_deltas) + (SELECT count(*) FROM source_count_deltas)"
@@ -850,7 +850,7 @@ async def refresh_log_depth(dsn: str) -> int:
 
 
 async def pending_counts(conn: asyncpg.Connection[Any]) -> int:
-    """Article-counter deltas not folded yet (migration 0012; 0 before it: the triggers
+    """Article-counter deltas not folded yet (migration 0011; 0 before it: the triggers
     then updated the counters inside the ingest transaction)."""
     if await conn.fetchval("SELECT to_regclass('entity_count_deltas')") is None:
         return 0
@@ -1045,7 +1045,7 @@ async def run_floor(
         started = time.perf_counter()
         await asyncio.gather(*(load(conn, chunks[i::connections]) for i, conn in enumerate(conns)))
         result.seconds = time.perf_counter() - started
-        # Since migration 0012 the triggers leave counter deltas, which a server folds in
+        # Since migration 0011 the triggers leave counter deltas, which a server folds in
         # the background: the fold is timed apart, so the floor stays the raw load.
         if await pending_counts(conns[0]):
             folded = time.perf_counter()

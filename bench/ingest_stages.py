@@ -19,7 +19,7 @@ Prints, per article:
    related-stories queue drained as a server's indexer would: its CPU and statements);
 3. with --explain, EXPLAIN (ANALYZE) of one batch's article upsert and link insert inside a
    rolled-back transaction, with the time of each trigger (foreign keys, counters);
-4. the wall time of folding the article counters' deltas (migration 0012) left by the run.
+4. the wall time of folding the article counters' deltas (migration 0011) left by the run.
 Articles come from bench/ingest.py's generator (same seed, same vocabularies).
 """
 
@@ -196,7 +196,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
             wall += time.perf_counter() - begun
         count = len(items)
         _print_statements("write stage (the ingest transaction)", count, wall)
-        # The article counters' deltas (migration 0012), folded as a server's folder would
+        # The article counters' deltas (migration 0011), folded as a server's folder would
         # (it folds every second, so over fewer batches than this at a time).
         begun = time.perf_counter()
         await counters.fold_counts(db)

@@ -1,6 +1,6 @@
 """Article counts of entities and sources, folded from the deltas writers append.
 
-Since migration 0012 no writer updates `entities.article_count` or `sources.article_count`:
+Since migration 0011 no writer updates `entities.article_count` or `sources.article_count`:
 the statement triggers on `article_entities` and `articles` append each statement's net
 change per entity and per source to `entity_count_deltas` / `source_count_deltas`, which
 have no index and no key, so appending is cheap and concurrent writers never wait on the

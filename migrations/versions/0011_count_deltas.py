@@ -1,6 +1,6 @@
 """Article counters kept from deltas: writers append, a background fold applies.
 
-Revision ID: 0012
+Revision ID: 0011
 Revises: 0010
 Create Date: 2026-12-07
 
@@ -13,16 +13,14 @@ indexes, the trigram GIN included. Now the triggers append each statement's net 
 entity and per source to an unindexed table, which no two writers ever wait on, and
 `service.db.counters.fold_counts` moves the deltas into the counters, summed over every
 batch committed since the last fold (each server process runs it every second). Counts are
-therefore eventually consistent (README, "Consistency").
-
-(0011 is taken by another branch: when both are merged, this revision follows 0011.)
+therefore eventually consistent (README, "Writing: bulk ingest", *Counts*).
 """
 
 from __future__ import annotations
 
 from alembic import op
 
-revision: str = "0012"
+revision: str = "0011"
 down_revision: str | None = "0010"
 branch_labels: str | None = None
 depends_on: str | None = None
