@@ -83,13 +83,15 @@ async def _lines(items: Sequence[object]) -> AsyncIterator[bytes]:
     yield b"".join(orjson.dumps(item) + b"\n" for item in items)
 
 
-async def _ingest(db: Database, items: Sequence[object], writers: int = 2) -> list[str]:
+async def _ingest(
+    db: Database, items: Sequence[object], writers: int = 2, batch_size: int = 1
+) -> list[str]:
     return [
         r.status
         async for batch in ingest_lines(
             lambda batch, turn: ingest_batch(db, batch, turn=turn),
             _lines(items),
-            batch_size=1,
+            batch_size=batch_size,
             max_line_bytes=1_048_576,
             writers=writers,
         )
@@ -198,20 +200,7 @@ async def test_concurrent_streams_of_overlapping_articles_make_no_duplicates(
     ]
     orders = [items, list(reversed(items)), items[10:] + items[:10]]
 
-    async def stream(order: list[dict[str, Any]]) -> list[str]:
-        return [
-            r.status
-            async for batch in ingest_lines(
-                lambda batch, turn: ingest_batch(db, batch, turn=turn),
-                _lines(order),
-                batch_size=7,
-                max_line_bytes=1_048_576,
-                writers=2,
-            )
-            for r in batch
-        ]
-
-    results = await asyncio.gather(*(stream(order) for order in orders))
+    results = await asyncio.gather(*(_ingest(db, order, batch_size=7) for order in orders))
     assert all(status in ("CREATED", "UNCHANGED") for statuses in results for status in statuses)
     count = await db.fetchval(
         "SELECT count(*) FROM articles WHERE canonical_url LIKE $1",
