@@ -66,7 +66,7 @@ async def run(dsn: str, requests: int, seed: int) -> None:
         rng = random.Random(seed)
         results: dict[str, list[float]] = {}
         picks = [rng.choice(ids) for _ in range(requests)]
-        valid = len(await related_lists.fetch_valid_lists(db, ids))
+        valid = len((await related_lists.fetch_valid_lists(db, ids, 1)).lists)
         print(f"{len(ids):,} articles sampled ({valid:,} with a valid stored list); "
               f"{requests} requests per operation (ms)")  # fmt: skip
         print(f"{'operation':32} {'p50':>6} {'p90':>6} {'p99':>6}")

@@ -8,15 +8,18 @@ A list is served only while no row for its article waits in `related_refresh`; t
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import timedelta
 from typing import Final
 
+from service.db.articles import ARTICLE_COLUMNS
 from service.db.pool import Database, Writer
+from service.db.records import ArticleRecord, SourceRecord
 
 __all__ = [
     "Claim",
     "ListRow",
+    "StoredLists",
     "claim",
     "enqueue_entrants",
     "enqueue_leaving",
@@ -27,17 +30,48 @@ __all__ = [
     "store_lists",
 ]
 
-SELECT_VALID_LISTS: Final = """
-SELECT l.article_id, l.items::text AS items FROM related_lists l
+_ARTICLE_FIELDS: Final = tuple(f.name for f in fields(ArticleRecord))
+_SOURCE_FIELDS: Final = tuple(f.name for f in fields(SourceRecord))
+# One row per listed article (among the first $2), with its source, so that a page showing
+# the list needs no further statement for them; the list's JSON comes on its first row (an
+# empty list: one row without article). An article gone since the list was stored (taken
+# down) comes back without columns.
+SOURCE_ALIASES: Final = ", ".join(f"s.{name} AS s_{name}" for name in _SOURCE_FIELDS)
+SELECT_VALID_LISTS: Final = f"""
+SELECT l.article_id AS parent_id, CASE WHEN coalesce(x.ord, 1) = 1 THEN l.items::text END AS items,
+    {ARTICLE_COLUMNS.strip()},
+    {SOURCE_ALIASES}
+FROM related_lists l
+LEFT JOIN LATERAL unnest(l.item_ids[1:$2]) WITH ORDINALITY AS x(id, ord) ON true
+LEFT JOIN articles a ON a.id = x.id
+LEFT JOIN sources s ON s.id = a.source_id
 WHERE l.article_id = ANY($1::bigint[])
   AND NOT EXISTS (SELECT 1 FROM related_refresh q WHERE q.article_id = l.article_id)
 """
 
 
-async def fetch_valid_lists(db: Database, ids: Sequence[int]) -> dict[int, str]:
-    """The stored lists (JSON text) of those articles that have a valid one."""
-    rows = await db.fetch(SELECT_VALID_LISTS, list(ids))
-    return {r["article_id"]: r["items"] for r in rows}
+@dataclass(frozen=True, slots=True)
+class StoredLists:
+    lists: dict[int, str]  # article id -> its valid stored list (JSON text)
+    articles: dict[int, ArticleRecord]  # the first listed articles, read along
+    sources: dict[int, SourceRecord]  # their sources
+
+
+async def fetch_valid_lists(db: Database, ids: Sequence[int], first: int) -> StoredLists:
+    """The stored lists of those articles that have a valid one, with their first `first`
+    listed articles and those articles' sources."""
+    found = StoredLists({}, {}, {})
+    for row in await db.fetch(SELECT_VALID_LISTS, list(ids), first):
+        if row["items"] is not None:
+            found.lists[row["parent_id"]] = row["items"]
+        if row["id"] is None:
+            continue
+        article = ArticleRecord(**{name: row[name] for name in _ARTICLE_FIELDS})
+        found.articles[article.id] = article
+        found.sources[article.source_id] = SourceRecord(
+            **{name: row[f"s_{name}"] for name in _SOURCE_FIELDS}
+        )
+    return found
 
 
 # Oldest rows first; rows another refresher holds are skipped, never waited for, and a claim

@@ -65,7 +65,11 @@ class Loaders:
             groups[query].append(article_id)
         found: dict[tuple[int, RelatedQuery], list[RelatedItem]] = {}
         for query, ids in groups.items():
-            for article_id, items in (await related_stories(self.db, ids, query)).items():
+            related = await related_stories(self.db, ids, query)
+            # The listed articles and their sources came along: their fields need no statement.
+            self.article.prime_many(related.articles)
+            self.source.prime_many(related.sources)
+            for article_id, items in related.items.items():
                 found[(article_id, query)] = items
         return [found.get(key, []) for key in keys]
 

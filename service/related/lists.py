@@ -27,10 +27,12 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from typing import Final
 
 from service.db import related_lists
 from service.db.pool import Database
+from service.db.records import ArticleRecord, SourceRecord
 from service.errors import ServiceUnavailable
 from service.related.find_related import RelatedItem, RelatedQuery, find_related
 
@@ -38,6 +40,7 @@ __all__ = [
     "LIST_QUERY",
     "LIST_SIZE",
     "Refresher",
+    "Related",
     "decode_items",
     "drain",
     "encode_items",
@@ -116,17 +119,27 @@ def decode_items(text: str) -> list[RelatedItem]:
     ]  # fmt: skip
 
 
-async def related_stories(
-    db: Database, parents: Sequence[int], query: RelatedQuery
-) -> dict[int, list[RelatedItem]]:
+@dataclass(frozen=True, slots=True)
+class Related:
+    items: dict[int, list[RelatedItem]]  # parent article id -> its related items
+    # Listed articles and their sources, read along with the stored lists that answered
+    # (not those ranked online): a page showing them needs no further statement.
+    articles: dict[int, ArticleRecord]
+    sources: dict[int, SourceRecord]
+
+
+async def related_stories(db: Database, parents: Sequence[int], query: RelatedQuery) -> Related:
     """Each parent's related items: its valid stored list when `query` allows, else online."""
-    found: dict[int, list[RelatedItem]] = {}
+    found = Related({}, {}, {})
     if stored_query(query):
-        for article_id, text in (await related_lists.fetch_valid_lists(db, parents)).items():
-            found[article_id] = decode_items(text)[: query.first]
-    missing = [p for p in parents if p not in found]
+        stored = await related_lists.fetch_valid_lists(db, parents, query.first)
+        for article_id, text in stored.lists.items():
+            found.items[article_id] = decode_items(text)[: query.first]
+        found.articles.update(stored.articles)
+        found.sources.update(stored.sources)
+    missing = [p for p in parents if p not in found.items]
     if missing:
-        found.update(await find_related(db, missing, query))
+        found.items.update(await find_related(db, missing, query))
     return found
 
 

@@ -366,8 +366,11 @@ async def related(request: Request) -> Response:
         raise LimitExceeded(f"`limit` must be from 1 to {MAX_RELATED}, got {first}")
     db: Database = request.state.db
     query = RelatedQuery(first=first, window_days=_window_days(request))
-    items = (await related_stories(db, [record.id], query)).get(record.id, [])
-    found = await fetch_articles_by_ids(db, [item.article_id for item in items])
+    related = await related_stories(db, [record.id], query)
+    items = related.items.get(record.id, [])
+    found = related.articles
+    if any(item.article_id not in found for item in items):  # ranked online
+        found = await fetch_articles_by_ids(db, [item.article_id for item in items])
     shown = [item for item in items if item.article_id in found]
     named = await entities.fetch_entities_by_ids(
         db, sorted({e for item in shown for e in item.shared_entities})

@@ -57,8 +57,13 @@ async def _queued(db: Database, ids: list[int]) -> set[int]:
     return {r["article_id"] for r in rows}
 
 
+async def _valid(db: Database, ids: list[int]) -> dict[int, str]:
+    """The valid stored lists (JSON text) of `ids`."""
+    return (await related_lists.fetch_valid_lists(db, ids, lists.LIST_SIZE)).lists
+
+
 async def _stored(db: Database, article_id: int) -> list[int]:
-    text = (await related_lists.fetch_valid_lists(db, [article_id])).get(article_id)
+    text = (await _valid(db, [article_id])).get(article_id)
     assert text is not None, f"no valid list for {article_id}"
     return [i.article_id for i in lists.decode_items(text)]
 
@@ -68,17 +73,17 @@ async def test_indexing_queues_and_the_refresher_stores_the_online_ranking(
 ) -> None:
     ids = await _ingest(write_db, ARTICLES)
     assert await _queued(write_db, ids) == set(ids)  # in the indexer's own transaction
-    assert await related_lists.fetch_valid_lists(write_db, ids) == {}
+    assert await _valid(write_db, ids) == {}
     online = await find_related(write_db, ids, lists.LIST_QUERY)
     assert await lists.drain(write_db) > 0
     assert await _queued(write_db, ids) == set()
-    stored = await related_lists.fetch_valid_lists(write_db, ids)
+    stored = await _valid(write_db, ids)
     assert set(stored) == set(ids)
     for article_id in ids:
         assert lists.decode_items(stored[article_id]) == online[article_id]
     # Any first up to the stored size is a prefix; other arguments are ranked online.
     for query in (RelatedQuery(first=1, window_days=30), RelatedQuery(first=5, window_days=30)):
-        served = await lists.related_stories(write_db, ids, query)
+        served = (await lists.related_stories(write_db, ids, query)).items
         assert served == await find_related(write_db, ids, query)
     wide = RelatedQuery(first=5, window_days=400, include_same_source=True)
     with track_statements() as log:
@@ -94,13 +99,13 @@ async def test_a_new_neighbour_enters_the_lists_once_refreshed(write_db: Databas
     # Its own refresh cascades to the articles of its list, which go stale until re-ranked.
     await lists.refresh_once(write_db)
     assert ids[0] in await _queued(write_db, [ids[0]])
-    assert ids[0] not in await related_lists.fetch_valid_lists(write_db, [ids[0]])
+    assert ids[0] not in await _valid(write_db, [ids[0]])
     query = RelatedQuery(first=5, window_days=30)
-    meanwhile = (await lists.related_stories(write_db, [ids[0]], query))[ids[0]]
+    meanwhile = (await lists.related_stories(write_db, [ids[0]], query)).items[ids[0]]
     assert new in [i.article_id for i in meanwhile]  # ranked online until then
     await lists.drain(write_db)
     assert new in await _stored(write_db, ids[0])
-    assert (await lists.related_stories(write_db, [ids[0]], query))[ids[0]] == meanwhile
+    assert (await lists.related_stories(write_db, [ids[0]], query)).items[ids[0]] == meanwhile
 
 
 async def test_the_cascade_skips_full_lists_a_newcomer_cannot_enter(write_db: Database) -> None:
@@ -133,7 +138,7 @@ async def test_takedowns_and_exclusions_invalidate_the_lists_naming_them(
     gone, hidden = (await _stored(write_db, ids[0]))[:2]
     await remove_articles(write_db, [gone], "legal", removed_by=None)
     # Stale at once, in the takedown's transaction: never served naming a removed article.
-    assert await related_lists.fetch_valid_lists(write_db, [ids[0]]) == {}
+    assert await _valid(write_db, [ids[0]]) == {}
     assert (
         await write_db.fetchval("SELECT count(*) FROM related_lists WHERE article_id = $1", gone)
         == 0
@@ -141,7 +146,7 @@ async def test_takedowns_and_exclusions_invalidate_the_lists_naming_them(
     await lists.drain(write_db)
     assert gone not in await _stored(write_db, ids[0])
     assert await set_exclude_from_related(write_db, hidden, True)
-    assert await related_lists.fetch_valid_lists(write_db, [ids[0]]) == {}
+    assert await _valid(write_db, [ids[0]]) == {}
     await lists.drain(write_db)
     assert hidden not in await _stored(write_db, ids[0])
     assert await set_exclude_from_related(write_db, hidden, False)
@@ -219,6 +224,33 @@ async def test_the_compiled_article_page_reads_the_stored_list_in_one_statement(
     ]
 
 
+async def test_the_general_article_page_reads_the_listed_articles_with_the_stored_list(
+    gql_write: GraphQLRunner, write_db: Database
+) -> None:
+    ids = await _ingest(write_db, ARTICLES)
+    await lists.drain(write_db)
+    document = (operations_dir() / "article_page.graphql").read_text(encoding="utf-8")
+    without = re.sub(r"\n    relatedStories\(first: 5\) \{.*?\n    \}", "", document, flags=re.S)
+    assert without != document
+    variables = {"id": encode_id("Article", ids[0])}
+    with track_statements(record=True) as bare:
+        await gql_write.data(without, **variables)
+    with track_statements(record=True) as full:
+        page = await gql_write.data(document, **variables)
+    related = page["article"]["relatedStories"]
+    assert related
+    # The list's statement brings its articles and their sources, and the shared entities are
+    # among the article's own (loaded in the same batch): the page costs one more statement.
+    assert full.count == bare.count + 1, (bare.statements, full.statements)
+    # What came along is what the article loader reads.
+    for item in related:
+        alone = await gql_write.data(
+            "query($id: ID!) { article(id: $id) { id title publishedAt source { name } } }",
+            id=item["article"]["id"],
+        )
+        assert item["article"] == alone["article"]
+
+
 async def test_the_running_service_refreshes_in_the_background(
     settings: Settings, db: Database
 ) -> None:
@@ -237,7 +269,7 @@ async def test_the_running_service_refreshes_in_the_background(
         (line,) = response.text.splitlines()
         article_id = decode_typed_id(orjson.loads(line)["id"], "Article")
         deadline = time.monotonic() + 20
-        while article_id not in await related_lists.fetch_valid_lists(db, [article_id]):
+        while article_id not in await _valid(db, [article_id]):
             assert time.monotonic() < deadline, "the background refresher did not store it"
             await asyncio.sleep(0.1)
         while not re.search(
