@@ -85,6 +85,12 @@ async def run(dsn: str, requests: int, seed: int) -> None:
                 assert result.errors is None, result.errors
             print(f"{name:32} {_percentiles(spent)}")
             results[name] = sorted(spent)
+        # Warmed up as the general path is (each pool connection prepares the statement once).
+        for warm in picks[:10]:
+            warm_args = compiled.prepare({"id": encode_id("Article", warm)}, settings)
+            assert warm_args is not None
+            await compiled.run(db, warm_args)
+            await pages.article_page_json(db, warm, "[]")
         spent = []
         for article_id in picks:
             args = compiled.prepare({"id": encode_id("Article", article_id)}, settings)
