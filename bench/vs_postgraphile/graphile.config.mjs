@@ -12,7 +12,8 @@ const preset = {
     makePgService({
       connectionString: process.env.PG_DSN,
       schemas: ["public"],
-      poolConfig: { max: 10 },
+      // connections per process (run.py --pool; pg's default is 10)
+      poolConfig: { max: Number(process.env.PG_POOL_MAX || 10) },
     }),
   ],
   grafserv: { port: Number(process.env.PORT), host: "127.0.0.1", graphiql: false, watch: false },

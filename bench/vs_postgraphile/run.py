@@ -7,7 +7,8 @@ Builds (or reuses) a benchmark database with bench/generate.py, adds the compute
 PostGraphile needs (postgraphile.sql), installs PostGraphile v5 and Node 22 from npm into a
 cache directory and wrk from Debian when missing, then for 1 and 2 processes per server
 starts PostGraphile (library mode under Node's cluster module) and `newsgraph serve
---workers N` (no response cache), and loads them with wrk at each concurrency, alternating
+--workers N` (no response cache), both with `--pool` database connections per process (3),
+and loads them with wrk at each concurrency, alternating
 servers, round after round. Prints rps, p50, p99, server CPU ms per request (from /proc of
 the server's processes), SQL statements per request (pg_stat_database transactions during a
 calibration phase) and the ratio to PostGraphile (median and range over rounds); writes
@@ -300,7 +301,7 @@ def start(
 
 
 def newsgraph(
-    dsn: str, port: int, workers: int, *, cache: bool
+    dsn: str, port: int, workers: int, pool: int | None, *, cache: bool
 ) -> contextlib.AbstractContextManager[Server]:
     script = Path(sys.executable).with_name("newsgraph")
     command = [
@@ -316,13 +317,17 @@ def newsgraph(
     if not script.exists():
         command[1:1] = ["-m", "service.cli"]
     env = {"DATABASE_URL": dsn, "NEWSGRAPH_RESPONSE_CACHE": "true" if cache else "false"}
+    if pool:
+        env["NEWSGRAPH_POOL_MAX_SIZE"] = str(pool)
     return start("newsgraph-cached" if cache else "newsgraph", command, env, port, ROOT)
 
 
 def postgraphile(
-    node: Path, node_dir: Path, dsn: str, port: int, workers: int
+    node: Path, node_dir: Path, dsn: str, port: int, workers: int, pool: int | None
 ) -> contextlib.AbstractContextManager[Server]:
     env = {"PG_DSN": dsn, "PORT": str(port), "WORKERS": str(workers), "NODE_ENV": "production"}
+    if pool:
+        env["PG_POOL_MAX"] = str(pool)
     return start("postgraphile", [str(node), "server.mjs"], env, port, node_dir)
 
 
@@ -531,8 +536,10 @@ async def run(args: argparse.Namespace) -> Report:
     for workers in args.workers:
         print(f"\n== {workers} process(es) per server", flush=True)
         with (
-            newsgraph(args.dsn, args.port, workers, cache=False) as ours,
-            postgraphile(node, args.node_dir, args.dsn, args.port + 1, workers) as theirs,
+            newsgraph(args.dsn, args.port, workers, args.pool, cache=False) as ours,
+            postgraphile(
+                node, args.node_dir, args.dsn, args.port + 1, workers, args.pool
+            ) as theirs,
         ):
             servers = {"newsgraph": ours, "postgraphile": theirs}
             for name, server in servers.items():
@@ -570,7 +577,7 @@ async def run(args: argparse.Namespace) -> Report:
                                 )
         if args.cache_seconds and workers == args.workers[-1]:
             print("\n== response cache on (its own figure, not in the comparison)", flush=True)
-            with newsgraph(args.dsn, args.port, workers, cache=True) as cached:
+            with newsgraph(args.dsn, args.port, workers, args.pool, cache=True) as cached:
                 for query in ("feed", "entity_page"):
                     wrk(wrk_bin, cached.port, bodies["newsgraph"][query], args.warmup, 16)
                     for concurrency in args.concurrency:
@@ -607,6 +614,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--workers", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2])
     parser.add_argument("--queries", default=",".join(QUERIES))
+    # Both servers and PostgreSQL share the machine's 2 cores: pools of 10 per process put up
+    # to 20 runnable backends on them, and the time-sharing lengthens everyone's tail
+    # (README: "Against PostGraphile v5"). 0: each server's own default (10 for both).
+    parser.add_argument(
+        "--pool", type=int, default=3, help="database connections per process, both servers"
+    )
     parser.add_argument("--port", type=int, default=8771, help="ours; PostGraphile's is +1")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
