@@ -70,6 +70,9 @@ UPDATE entities e SET article_count = greatest(e.article_count + s.delta, 0)
 FROM sums s WHERE e.id = s.entity_id AND s.delta <> 0
 """
 
+ANY_DELTAS: Final = """
+SELECT EXISTS (SELECT 1 FROM source_count_deltas), EXISTS (SELECT 1 FROM entity_count_deltas)
+"""
 PENDING: Final = """
 SELECT (SELECT count(*) FROM entity_count_deltas) + (SELECT count(*) FROM source_count_deltas)
 """
@@ -82,12 +85,22 @@ _RETRYABLE: Final = (
 
 
 async def fold_counts(db: Database) -> bool:
-    """Apply the committed deltas to the counters; False when another process was folding."""
+    """Apply the committed deltas to the counters; False when another process was folding.
+
+    With nothing to fold it writes nothing: an UPDATE of no rows still fires the statement
+    triggers that tell response caches the data changed (migration 0006), and an idle
+    server folding every second would empty every worker's cache every second."""
+    row = await db.fetchrow(ANY_DELTAS)
+    sources, entities = (row[0], row[1]) if row is not None else (True, True)
+    if not (sources or entities):
+        return True
     async with db.transaction() as w:
         if not await w.fetchval(TRY_LOCK, FOLD_LOCK_KEY):
             return False
-        await w.execute(FOLD_SOURCES)
-        await w.execute(FOLD_ENTITIES)
+        if sources:
+            await w.execute(FOLD_SOURCES)
+        if entities:
+            await w.execute(FOLD_ENTITIES)
         return True
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from service.db import counters
 from service.db.counters import FOLD_LOCK_KEY, CountFolder, fold_counts, pending_deltas
+from service.db.notify import CHANNEL
 from service.db.pool import Database, connect
 from service.errors import ServiceUnavailable
 from service.ingest.pipeline import ingest_batch, load_catalogue
@@ -76,6 +77,7 @@ async def test_writers_linking_one_entity_do_not_wait_for_each_other(
 
 
 async def test_one_process_folds_at_a_time(db: Database, database_url: str) -> None:
+    await ingest_batch(db, [article_input()])  # a source's delta to fold
     holder = await connect(database_url)
     try:
         async with holder.transaction():
@@ -84,6 +86,30 @@ async def test_one_process_folds_at_a_time(db: Database, database_url: str) -> N
         assert await fold_counts(db)
     finally:
         await holder.close()
+
+
+async def test_a_fold_with_nothing_to_fold_tells_no_cache_of_a_change(
+    db: Database, database_url: str
+) -> None:
+    await fold_counts(db)  # whatever earlier tests left
+    heard: list[str] = []
+    listener = await connect(database_url)
+    try:
+        await listener.add_listener(CHANNEL, lambda *args: heard.append(args[3]))
+        assert await fold_counts(db)
+        await ingest_batch(db, [article_input()])
+        await asyncio.sleep(0.2)  # notifications arrive after commit
+        assert "articles" in heard
+        heard.clear()
+        assert await fold_counts(db)  # the new article's source delta: a change, heard
+        await asyncio.sleep(0.2)
+        assert heard == ["sources"]
+        heard.clear()
+        assert await fold_counts(db)  # nothing left: no write, nothing heard
+        await asyncio.sleep(0.2)
+        assert heard == []
+    finally:
+        await listener.close()
 
 
 async def test_the_folder_keeps_counts_up_to_date_in_the_background(db: Database) -> None:
