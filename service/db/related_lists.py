@@ -32,11 +32,11 @@ __all__ = [
 
 _ARTICLE_FIELDS: Final = tuple(f.name for f in fields(ArticleRecord))
 _SOURCE_FIELDS: Final = tuple(f.name for f in fields(SourceRecord))
+SOURCE_ALIASES: Final = ", ".join(f"s.{name} AS s_{name}" for name in _SOURCE_FIELDS)
 # One row per listed article (among the first $2), with its source, so that a page showing
 # the list needs no further statement for them; the list's JSON comes on its first row (an
 # empty list: one row without article). An article gone since the list was stored (taken
 # down) comes back without columns.
-SOURCE_ALIASES: Final = ", ".join(f"s.{name} AS s_{name}" for name in _SOURCE_FIELDS)
 SELECT_VALID_LISTS: Final = f"""
 SELECT l.article_id AS parent_id, CASE WHEN coalesce(x.ord, 1) = 1 THEN l.items::text END AS items,
     {ARTICLE_COLUMNS.strip()},

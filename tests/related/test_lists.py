@@ -251,6 +251,39 @@ async def test_the_general_article_page_reads_the_listed_articles_with_the_store
         assert item["article"] == alone["article"]
 
 
+async def test_a_stored_list_comes_with_its_first_articles_and_their_sources(
+    write_db: Database,
+) -> None:
+    ids = await _ingest(write_db, ARTICLES)
+    await lists.drain(write_db)
+    listed = [i.article_id for i in lists.decode_items((await _valid(write_db, ids[:1]))[ids[0]])]
+    assert len(listed) >= 2
+    stored = await related_lists.fetch_valid_lists(write_db, ids[:1], 2)
+    assert sorted(stored.articles) == sorted(listed[:2])  # the first `first` only
+    by_id = await write_db.fetch(
+        "SELECT id, source_id FROM articles WHERE id = ANY($1::bigint[])", listed[:2]
+    )
+    assert {r["id"]: r["source_id"] for r in by_id} == {
+        a.id: a.source_id for a in stored.articles.values()
+    }
+    assert set(stored.sources) == {r["source_id"] for r in by_id}
+    # An empty list, and a list naming an article that is gone, still come back whole.
+    async with write_db.transaction() as w:
+        await related_lists.store_lists(
+            w,
+            [related_lists.ListRow(ids[1], "[]", [], None),
+             related_lists.ListRow(ids[2], lists.encode_items([]), [-1], None)],
+            [], None,
+        )  # fmt: skip
+        await w.execute(
+            "DELETE FROM related_refresh WHERE article_id = ANY($1::bigint[])", ids[1:3]
+        )
+    stored = await related_lists.fetch_valid_lists(write_db, ids[1:3], 5)
+    assert stored.lists == {ids[1]: "[]", ids[2]: "[]"}
+    assert stored.articles == {}
+    assert stored.sources == {}
+
+
 async def test_the_running_service_refreshes_in_the_background(
     settings: Settings, db: Database
 ) -> None:
