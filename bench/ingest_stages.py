@@ -18,7 +18,9 @@ Prints, per article:
    side, loopback), summed over the run, most expensive first; then the index stage (the
    related-stories queue drained as a server's indexer would: its CPU and statements);
 3. with --explain, EXPLAIN (ANALYZE) of one batch's article upsert and link insert inside a
-   rolled-back transaction, with the time of each trigger (foreign keys, counters);
+   rolled-back transaction, with the time of each trigger (foreign keys, counters), and the
+   trigger times of the index stage's writing statements (run under EXPLAIN ANALYZE, which
+   still writes; their wall times then include the plan's instrumentation);
 4. the wall time of folding the article counters' deltas (migration 0011) left by the run.
 Articles come from bench/ingest.py's generator (same seed, same vocabularies).
 """
@@ -29,6 +31,7 @@ import argparse
 import asyncio
 import collections
 import dataclasses
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -49,26 +52,43 @@ from service.related import features, indexer
 
 STATEMENTS: collections.Counter[str] = collections.Counter()
 SECONDS: dict[str, float] = collections.defaultdict(float)
+# With --explain, the index stage's writing statements run under EXPLAIN (ANALYZE) (they
+# still write): milliseconds per trigger (foreign keys, change logs), summed per statement.
+TRIGGERS: dict[str, dict[str, float]] = {}
+EXPLAINING = {"index stage": False}
+_TRIGGER_LINE = re.compile(r"Trigger (?:for constraint )?(\S+): time=([0-9.]+)")
 
 
 def _time_statements() -> None:
     """Wrap the write transaction's statements with a timer (this process only)."""
+    fetch, execute = db_pool.Writer.fetch, db_pool.Writer.execute
     for name in ("fetch", "fetchval", "execute"):
         original = getattr(db_pool.Writer, name)
 
         def timed(original: Any = original) -> Any:
             async def run(self: db_pool.Writer, sql: str, *args: object) -> Any:
                 start = time.perf_counter()
+                key = " ".join(sql.split())[:90]
                 try:
+                    if EXPLAINING["index stage"] and original is execute and _writes(sql):
+                        plan = await fetch(self, "EXPLAIN (ANALYZE) " + sql, *args)
+                        for row in plan:
+                            if found := _TRIGGER_LINE.search(row[0]):
+                                times = TRIGGERS.setdefault(key, collections.defaultdict(float))
+                                times[found[1]] += float(found[2])
+                        return "EXPLAINED"
                     return await original(self, sql, *args)
                 finally:
-                    key = " ".join(sql.split())[:90]
                     SECONDS[key] += time.perf_counter() - start
                     STATEMENTS[key] += 1
 
             return run
 
         setattr(db_pool.Writer, name, timed())
+
+
+def _writes(sql: str) -> bool:
+    return sql.lstrip().split(None, 1)[0].upper() in {"INSERT", "UPDATE", "DELETE"}
 
 
 def _fresh(items: Sequence[dict[str, object]], tag: str) -> list[dict[str, object]]:
@@ -203,6 +223,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
         print(f"counter fold: {(time.perf_counter() - begun) / count * 1e6:.0f} µs/article wall")
         SECONDS.clear()
         STATEMENTS.clear()
+        EXPLAINING["index stage"] = args.explain
         # The second stage: what a server's indexer does after commit, in batches of
         # indexer.BATCH_SIZE (CPU in this process: text features, vectors, clustering).
         begun, cpu = time.perf_counter(), time.process_time()
@@ -213,6 +234,10 @@ async def main(argv: Sequence[str] | None = None) -> int:
             f"{(time.process_time() - cpu) / max(indexed, 1) * 1e6:.0f} µs/article CPU"
         )
         _print_statements("index stage", max(indexed, 1), wall)
+        for key, times in TRIGGERS.items():
+            print(f"index stage triggers of {key}")
+            for name, ms in sorted(times.items(), key=lambda kv: -kv[1]):
+                print(f"  {ms * 1e3 / max(indexed, 1):7.0f} µs/article  {name}")
     return 0
 
 

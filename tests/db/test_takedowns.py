@@ -15,6 +15,7 @@ from service.db.counters import fold_counts
 from service.db.pool import Database, open_database
 from service.db.takedowns import remove_articles, resolve_article_urls, restore_urls
 from service.ingest.pipeline import ingest_batch
+from service.related.indexer import drain
 from tests.access_support import make_key
 from tests.factories import article_input
 from tests.feed_support import scratch_database
@@ -80,6 +81,27 @@ async def test_removal_deletes_content_and_keeps_a_tombstone(tdb: Database) -> N
     again = await remove_articles(tdb, [article_id, 10**12], "again", removed_by=None)
     assert again[article_id].status == "ALREADY_REMOVED"
     assert again[10**12].status == "NOT_FOUND"
+
+
+async def test_removal_deletes_the_related_stories_postings_and_band_keys(tdb: Database) -> None:
+    # Migration 0012: no foreign key cascades to these tables; a trigger on articles does.
+    body = "Flooding closed the coastal road near the harbour for the third day running. " * 8
+    gone, kept = await ingest_batch(
+        tdb,
+        [
+            article_input(url="https://takedown.example/flood-1", body=body),
+            article_input(url="https://takedown.example/flood-2", body=body + " Updated."),
+        ],
+    )
+    assert gone.article_id is not None and kept.article_id is not None
+    await drain(tdb)
+    count = """SELECT (SELECT count(*) FROM article_terms WHERE article_id = $1),
+                      (SELECT count(*) FROM article_bands WHERE article_id = $1)"""
+    assert all(n > 0 for n in await tdb.fetchrow(count, gone.article_id))
+    kept_rows = tuple(await tdb.fetchrow(count, kept.article_id))
+    await remove_articles(tdb, [gone.article_id], "test", removed_by=None)
+    assert tuple(await tdb.fetchrow(count, gone.article_id)) == (0, 0)
+    assert tuple(await tdb.fetchrow(count, kept.article_id)) == kept_rows
 
 
 async def test_a_removed_url_is_refused_until_restored(tdb: Database) -> None:
