@@ -93,7 +93,8 @@ async def test_removal_deletes_the_related_stories_postings_and_band_keys(tdb: D
             article_input(url="https://takedown.example/flood-2", body=body + " Updated."),
         ],
     )
-    assert gone.article_id is not None and kept.article_id is not None
+    assert gone.article_id is not None
+    assert kept.article_id is not None
     await drain(tdb)
     count = """SELECT (SELECT count(*) FROM article_terms WHERE article_id = $1),
                       (SELECT count(*) FROM article_bands WHERE article_id = $1)"""
