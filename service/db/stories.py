@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Final, NamedTuple
 
 from service.db.pool import Database, Writer
 
@@ -94,14 +94,17 @@ async def bump_term_stats(
 
 # The vectors travel as text ('{1,2,3}') because unnest cannot take arrays of arrays of
 # different lengths.
+# The vectors of all rows travel as three flat arrays (binary on the wire) cut by each row's
+# bounds: an array per row would have to be sent as text (a text[] of array literals, 190 µs
+# of Python per article to format) or as a rectangular 2-D array.
 UPSERT_SIGNALS: Final = """
 INSERT INTO article_signals AS s
     (article_id, source_id, language, published_at, dated, terms, weights, tfs, signature)
-SELECT x.article_id, x.source_id, x.language, x.published_at, x.dated, x.terms::int[],
-       x.weights::real[], x.tfs::real[], x.signature
+SELECT x.article_id, x.source_id, x.language, x.published_at, x.dated, ($6::int[])[x.lo:x.hi],
+       ($7::real[])[x.lo:x.hi], ($8::real[])[x.lo:x.hi], x.signature
 FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::timestamptz[], $5::bool[],
-            $6::text[], $7::text[], $8::text[], $9::bytea[])
-    AS x(article_id, source_id, language, published_at, dated, terms, weights, tfs, signature)
+            $9::bytea[], $10::int[], $11::int[])
+    AS x(article_id, source_id, language, published_at, dated, signature, lo, hi)
 ORDER BY x.article_id
 ON CONFLICT (article_id) DO UPDATE SET
     source_id = EXCLUDED.source_id, language = EXCLUDED.language,
@@ -124,10 +127,6 @@ ON CONFLICT DO NOTHING
 """
 
 
-def _pg_array(values: Sequence[float] | Sequence[int]) -> str:
-    return "{" + ",".join(repr(v) if isinstance(v, float) else str(v) for v in values) + "}"
-
-
 async def write_signals(w: Writer, rows: Sequence[SignalRow]) -> set[int]:
     """Store each article's vector, signature, postings and band keys (replacing old ones).
 
@@ -135,6 +134,11 @@ async def write_signals(w: Writer, rows: Sequence[SignalRow]) -> set[int]:
     """
     rows = sorted(rows, key=lambda r: r.article_id)
     ids = [r.article_id for r in rows]
+    lows, highs, position = [], [], 0
+    for r in rows:
+        lows.append(position + 1)  # PostgreSQL arrays count from 1; bounds are inclusive
+        position += len(r.terms)
+        highs.append(position)
     stored = await w.fetch(
         UPSERT_SIGNALS,
         ids,
@@ -142,10 +146,12 @@ async def write_signals(w: Writer, rows: Sequence[SignalRow]) -> set[int]:
         [r.language for r in rows],
         [r.published_at for r in rows],
         [r.dated for r in rows],
-        [_pg_array(r.terms) for r in rows],
-        [_pg_array([float(x) for x in r.weights]) for r in rows],
-        [_pg_array([float(x) for x in r.tfs]) for r in rows],
+        [t for r in rows for t in r.terms],
+        [x for r in rows for x in r.weights],
+        [x for r in rows for x in r.tfs],
         [r.signature for r in rows],
+        lows,
+        highs,
     )
     await w.execute(DELETE_POSTINGS, ids)
     postings = [(t, r.published_at, r.article_id) for r in rows for t in sorted(set(r.postings))]
@@ -224,8 +230,9 @@ async def wire_sources(w: Writer, source_ids: Sequence[int]) -> set[int]:
     return {r["id"] for r in await w.fetch(SELECT_WIRE_SOURCES, sorted(set(source_ids)))}
 
 
-@dataclass(frozen=True, slots=True)
-class ClusterCandidate:
+class ClusterCandidate(NamedTuple):
+    # A tuple (built from the row's values in column order): an indexer batch reads ~100
+    # candidates per article, and a frozen dataclass cost ~4x as much to build.
     article_id: int
     other_id: int
     story_id: int | None
@@ -288,7 +295,7 @@ async def fetch_cluster_candidates(
     await w.execute("SET LOCAL enable_bitmapscan = off")
     rows = await w.fetch(SELECT_CLUSTER_CANDIDATES, list(article_ids), terms, window, per_term)
     await w.execute("SET LOCAL enable_bitmapscan = on")
-    candidates = [ClusterCandidate(**r) for r in rows]
+    candidates = [ClusterCandidate(*r) for r in rows]
     neighbours = sorted({c.other_id for c in candidates})
     found = await w.fetch(SELECT_VECTORS, neighbours) if neighbours else []
     vectors = {r["article_id"]: dict(zip(r["terms"], r["weights"], strict=True)) for r in found}

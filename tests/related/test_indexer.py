@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from datetime import UTC, datetime
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -21,7 +22,7 @@ import pytest_asyncio
 
 from service.app import create_app
 from service.config import ConfigError, Settings
-from service.db import related_queue
+from service.db import related_queue, stories
 from service.db.pool import Database, connect, open_database
 from service.db.takedowns import remove_articles
 from service.ids import decode_typed_id
@@ -233,6 +234,34 @@ async def test_unchanged_resends_are_not_queued_changed_ones_are(empty_queue: Da
     assert after != before
     # A re-index is not a new document.
     assert await db.fetchval("SELECT documents FROM related_stats") == documents
+
+
+async def test_signals_of_a_batch_keep_each_articles_own_vector(empty_queue: Database) -> None:
+    # The rows' vectors are sent as flat arrays cut by bounds (service.db.stories).
+    db = empty_queue
+    ids = await _ingest(db, [_item(n) for n in (195, 196, 197)])
+    published = datetime(2025, 1, 1, tzinfo=UTC)
+    vectors = {
+        ids[0]: ([7, -3, 11], [0.5, 0.25, 0.125], [1.0, 2.0, 3.0]),
+        ids[1]: ([], [], []),
+        ids[2]: ([42], [0.75], [1.5]),
+    }
+    rows = [
+        stories.SignalRow(
+            article_id=article_id, source_id=1, language="en", published_at=published,
+            dated=True, terms=terms, weights=weights, tfs=tfs, signature=None, postings=[],
+            bands=[],
+        )  # fmt: skip
+        for article_id, (terms, weights, tfs) in vectors.items()
+    ]
+    async with db.transaction() as w:
+        await stories.write_signals(w, list(reversed(rows)))
+    stored = await db.fetch(
+        "SELECT article_id, terms, weights, tfs FROM article_signals"
+        " WHERE article_id = ANY($1::bigint[])",
+        ids,
+    )
+    assert {r["article_id"]: (r["terms"], r["weights"], r["tfs"]) for r in stored} == vectors
 
 
 async def test_a_change_during_indexing_is_queued_again(
