@@ -96,13 +96,19 @@ async def test_removal_deletes_the_related_stories_postings_and_band_keys(tdb: D
     assert gone.article_id is not None
     assert kept.article_id is not None
     await drain(tdb)
-    count = """SELECT (SELECT count(*) FROM article_terms WHERE article_id = $1),
-                      (SELECT count(*) FROM article_bands WHERE article_id = $1)"""
-    assert all(n > 0 for n in await tdb.fetchrow(count, gone.article_id))
-    kept_rows = tuple(await tdb.fetchrow(count, kept.article_id))
+    gone_rows = await _postings_and_bands(tdb, gone.article_id)
+    assert gone_rows[0] > 0
+    assert gone_rows[1] > 0
+    kept_rows = await _postings_and_bands(tdb, kept.article_id)
     await remove_articles(tdb, [gone.article_id], "test", removed_by=None)
-    assert tuple(await tdb.fetchrow(count, gone.article_id)) == (0, 0)
-    assert tuple(await tdb.fetchrow(count, kept.article_id)) == kept_rows
+    assert await _postings_and_bands(tdb, gone.article_id) == (0, 0)
+    assert await _postings_and_bands(tdb, kept.article_id) == kept_rows
+
+
+async def _postings_and_bands(db: Database, article_id: int) -> tuple[int, int]:
+    terms = "SELECT count(*) FROM article_terms WHERE article_id = $1"
+    bands = "SELECT count(*) FROM article_bands WHERE article_id = $1"
+    return await db.fetchval(terms, article_id), await db.fetchval(bands, article_id)
 
 
 async def test_a_removed_url_is_refused_until_restored(tdb: Database) -> None:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from datetime import UTC, datetime
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -248,10 +248,18 @@ async def test_signals_of_a_batch_keep_each_articles_own_vector(empty_queue: Dat
     }
     rows = [
         stories.SignalRow(
-            article_id=article_id, source_id=1, language="en", published_at=published,
-            dated=True, terms=terms, weights=weights, tfs=tfs, signature=None, postings=[],
+            article_id=article_id,
+            source_id=1,
+            language="en",
+            published_at=published,
+            dated=True,
+            terms=terms,
+            weights=weights,
+            tfs=tfs,
+            signature=None,
+            postings=[],
             bands=[],
-        )  # fmt: skip
+        )
         for article_id, (terms, weights, tfs) in vectors.items()
     ]
     async with db.transaction() as w:
