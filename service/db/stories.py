@@ -7,7 +7,7 @@ articles asking for their related stories costs the same statements as one artic
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final, NamedTuple
@@ -16,13 +16,13 @@ from service.db.pool import Database, Writer
 
 __all__ = [
     "ArticleRelations",
+    "BatchMember",
     "Candidate",
     "ClusterCandidate",
     "DuplicateCandidate",
     "ParentSignals",
     "SignalRow",
     "StoryRecord",
-    "assign_stories",
     "bump_term_stats",
     "create_stories",
     "fetch_candidates",
@@ -31,6 +31,7 @@ __all__ = [
     "fetch_duplicates",
     "fetch_signals",
     "fetch_stories_by_ids",
+    "fetch_stories_of",
     "fetch_story_articles",
     "fetch_story_entities",
     "fetch_story_ids",
@@ -38,10 +39,12 @@ __all__ = [
     "fetch_term_stats",
     "list_stories",
     "merge_stories",
+    "refresh_stories",
     "set_duplicate_of",
     "set_exclude_from_related",
     "set_wire_service",
     "wire_sources",
+    "write_postings",
     "write_signals",
 ]
 
@@ -59,6 +62,10 @@ class SignalRow:
     signature: bytes | None
     postings: list[int]  # the terms indexed in article_terms
     bands: list[int]
+    # Decided before the row is written: a new article is inserted with its story and its
+    # original (an article already stored keeps its own unless it has no story).
+    story_id: int | None = None
+    duplicate_of: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,25 +99,29 @@ async def bump_term_stats(
     return {r["term"]: r["df"] for r in rows}, int(documents)
 
 
-# The vectors travel as text ('{1,2,3}') because unnest cannot take arrays of arrays of
-# different lengths.
 # The vectors of all rows travel as three flat arrays (binary on the wire) cut by each row's
 # bounds: an array per row would have to be sent as text (a text[] of array literals, 190 µs
 # of Python per article to format) or as a rectangular 2-D array.
 UPSERT_SIGNALS: Final = """
 INSERT INTO article_signals AS s
-    (article_id, source_id, language, published_at, dated, terms, weights, tfs, signature)
+    (article_id, source_id, language, published_at, dated, terms, weights, tfs, signature,
+     story_id, duplicate_of)
 SELECT x.article_id, x.source_id, x.language, x.published_at, x.dated, ($6::int[])[x.lo:x.hi],
-       ($7::real[])[x.lo:x.hi], ($8::real[])[x.lo:x.hi], x.signature
+       ($7::real[])[x.lo:x.hi], ($8::real[])[x.lo:x.hi], x.signature, x.story_id,
+       x.duplicate_of
 FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::timestamptz[], $5::bool[],
-            $9::bytea[], $10::int[], $11::int[])
-    AS x(article_id, source_id, language, published_at, dated, signature, lo, hi)
+            $9::bytea[], $10::int[], $11::int[], $12::bigint[], $13::bigint[])
+    AS x(article_id, source_id, language, published_at, dated, signature, lo, hi, story_id,
+         duplicate_of)
 ORDER BY x.article_id
 ON CONFLICT (article_id) DO UPDATE SET
     source_id = EXCLUDED.source_id, language = EXCLUDED.language,
     published_at = EXCLUDED.published_at, dated = EXCLUDED.dated, terms = EXCLUDED.terms,
-    weights = EXCLUDED.weights, tfs = EXCLUDED.tfs, signature = EXCLUDED.signature
-RETURNING s.article_id, s.story_id
+    weights = EXCLUDED.weights, tfs = EXCLUDED.tfs, signature = EXCLUDED.signature,
+    story_id = coalesce(s.story_id, EXCLUDED.story_id)
+"""
+SELECT_STORIES_OF: Final = """
+SELECT article_id, story_id FROM article_signals WHERE article_id = ANY($1::bigint[])
 """
 
 DELETE_POSTINGS: Final = "DELETE FROM article_terms WHERE article_id = ANY($1::bigint[])"
@@ -127,21 +138,39 @@ ON CONFLICT DO NOTHING
 """
 
 
-async def write_signals(w: Writer, rows: Sequence[SignalRow]) -> set[int]:
-    """Store each article's vector, signature, postings and band keys (replacing old ones).
+async def fetch_stories_of(w: Writer, article_ids: Sequence[int]) -> dict[int, int | None]:
+    """The story of each of these articles that has signals already (None: no story yet)."""
+    rows = await w.fetch(SELECT_STORIES_OF, list(article_ids))
+    return {r["article_id"]: r["story_id"] for r in rows}
 
-    Returns the ids of the articles that have no story yet.
-    """
+
+async def write_postings(w: Writer, rows: Sequence[SignalRow]) -> None:
+    """Replace the articles' postings and band keys (written first: finding the batch's
+    copies and stories reads them, and the articles' signals rows come last)."""
     rows = sorted(rows, key=lambda r: r.article_id)
     ids = [r.article_id for r in rows]
+    await w.execute(DELETE_POSTINGS, ids)
+    postings = [(t, r.published_at, r.article_id) for r in rows for t in sorted(set(r.postings))]
+    if postings:
+        await w.execute(INSERT_POSTINGS, *(list(c) for c in zip(*postings, strict=True)))
+    await w.execute(DELETE_BANDS, ids)
+    bands = sorted({(b, r.article_id) for r in rows for b in r.bands})
+    if bands:
+        await w.execute(INSERT_BANDS, *(list(c) for c in zip(*bands, strict=True)))
+
+
+async def write_signals(w: Writer, rows: Sequence[SignalRow]) -> None:
+    """Store each article's vector and signature, with its story and original when new (an
+    article already stored keeps its story and original; it takes `story_id` if it had none)."""
+    rows = sorted(rows, key=lambda r: r.article_id)
     lows, highs, position = [], [], 0
     for r in rows:
         lows.append(position + 1)  # PostgreSQL arrays count from 1; bounds are inclusive
         position += len(r.terms)
         highs.append(position)
-    stored = await w.fetch(
+    await w.execute(
         UPSERT_SIGNALS,
-        ids,
+        [r.article_id for r in rows],
         [r.source_id for r in rows],
         [r.language for r in rows],
         [r.published_at for r in rows],
@@ -152,16 +181,9 @@ async def write_signals(w: Writer, rows: Sequence[SignalRow]) -> set[int]:
         [r.signature for r in rows],
         lows,
         highs,
+        [r.story_id for r in rows],
+        [r.duplicate_of for r in rows],
     )
-    await w.execute(DELETE_POSTINGS, ids)
-    postings = [(t, r.published_at, r.article_id) for r in rows for t in sorted(set(r.postings))]
-    if postings:
-        await w.execute(INSERT_POSTINGS, *(list(c) for c in zip(*postings, strict=True)))
-    await w.execute(DELETE_BANDS, ids)
-    bands = sorted({(b, r.article_id) for r in rows for b in r.bands})
-    if bands:
-        await w.execute(INSERT_BANDS, *(list(c) for c in zip(*bands, strict=True)))
-    return {r["article_id"] for r in stored if r["story_id"] is None}
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,18 +208,48 @@ CROSS JOIN LATERAL (
     WHERE o.band = mine.band AND o.article_id <> mine.article_id
     ORDER BY o.article_id LIMIT $2
 ) b
-JOIN article_signals s ON s.article_id = b.article_id
-JOIN sources src ON src.id = s.source_id
-WHERE mine.article_id = ANY($1::bigint[]) AND s.signature IS NOT NULL
+LEFT JOIN article_signals s ON s.article_id = b.article_id
+LEFT JOIN sources src ON src.id = s.source_id
+WHERE mine.article_id = ANY($1::bigint[]) AND (s.article_id IS NULL OR s.signature IS NOT NULL)
 """
 
 
+@dataclass(frozen=True, slots=True)
+class BatchMember:
+    """What the indexer knows of an article of its batch before its signals are written."""
+
+    signature: bytes | None
+    published_at: datetime
+    dated: bool
+    wire: bool
+
+
 async def fetch_duplicate_candidates(
-    w: Writer, article_ids: Sequence[int], per_band: int = 20
+    w: Writer, batch: Mapping[int, BatchMember], article_ids: Sequence[int], per_band: int = 20
 ) -> list[DuplicateCandidate]:
-    """Articles sharing an LSH band with any of these (signatures to verify)."""
+    """Articles sharing an LSH band with any of these (signatures to verify). An article of
+    the `batch` is described as the batch has it (its signals are written afterwards)."""
     rows = await w.fetch(SELECT_DUPLICATE_CANDIDATES, list(article_ids), per_band)
-    return [DuplicateCandidate(**r) for r in rows]
+    found = []
+    for r in rows:
+        member = batch.get(r["other_id"])
+        if member is None:
+            if r["signature"] is None:
+                continue  # gone meanwhile (a band key left by nothing else)
+            found.append(DuplicateCandidate(**r))
+        elif member.signature:
+            found.append(
+                DuplicateCandidate(
+                    article_id=r["article_id"],
+                    other_id=r["other_id"],
+                    signature=member.signature,
+                    published_at=member.published_at,
+                    dated=member.dated,
+                    wire=member.wire,
+                    duplicate_of=r["duplicate_of"],
+                )
+            )
+    return found
 
 
 SET_DUPLICATE_OF: Final = """
@@ -264,17 +316,18 @@ NEAREST_POSTINGS: Final = _nearest_postings("$4")
 
 # The story of a new article comes from its nearest neighbours in time that share its most
 # telling terms: a few bounded index scans per article, whatever the size of the archive.
+# The parents (id, date, the bounds of their terms in $2) come from the indexer's batch.
 SELECT_CLUSTER_CANDIDATES: Final = f"""
 SELECT p.article_id, c.article_id AS other_id, s.story_id, s.published_at, s.dated
-FROM article_signals p
+FROM unnest($1::bigint[], $5::timestamptz[], $6::int[], $7::int[])
+    AS p(article_id, published_at, lo, hi)
 CROSS JOIN LATERAL (
     SELECT DISTINCT t.article_id
-    FROM unnest(p.terms[1:$2]) AS q(term)
+    FROM unnest(($2::int[])[p.lo:p.hi]) AS q(term)
     {NEAREST_POSTINGS}
     WHERE t.article_id <> p.article_id
 ) c
-JOIN article_signals s ON s.article_id = c.article_id
-WHERE p.article_id = ANY($1::bigint[])
+LEFT JOIN article_signals s ON s.article_id = c.article_id
 """
 
 
@@ -284,19 +337,48 @@ SELECT article_id, terms, weights FROM article_signals WHERE article_id = ANY($1
 
 
 async def fetch_cluster_candidates(
-    w: Writer, article_ids: Sequence[int], terms: int, window: timedelta, per_term: int
+    w: Writer,
+    batch: Mapping[int, BatchMember],
+    parents: Sequence[tuple[int, datetime, Sequence[int]]],
+    window: timedelta,
+    per_term: int,
 ) -> tuple[list[ClusterCandidate], dict[int, dict[int, float]]]:
-    """The neighbours of each article, and each distinct neighbour's vector (term → weight):
-    a neighbour of many articles of a batch is sent once."""
+    """The neighbours of each parent (id, date, the terms to look up), and each distinct
+    neighbour's vector (term → weight) outside the batch: a neighbour of many articles of a
+    batch is sent once. A neighbour of the batch has its date as the batch has it."""
+    if not parents:
+        return [], {}
+    lows: list[int] = []
+    highs: list[int] = []
+    terms: list[int] = []
+    for _, _, top in parents:
+        lows.append(len(terms) + 1)
+        terms.extend(top)
+        highs.append(len(terms))
     # Fresh postings have no statistics yet, and the planner then reads each term's whole
     # posting range through a bitmap and sorts it (seconds per batch when many articles share
     # terms); the ordered index scan stops after `per_term` rows whatever the statistics say.
     # (On failure the transaction rolls back, and the setting with it.)
     await w.execute("SET LOCAL enable_bitmapscan = off")
-    rows = await w.fetch(SELECT_CLUSTER_CANDIDATES, list(article_ids), terms, window, per_term)
+    rows = await w.fetch(
+        SELECT_CLUSTER_CANDIDATES,
+        [p[0] for p in parents],
+        terms,
+        window,
+        per_term,
+        [p[1] for p in parents],
+        lows,
+        highs,
+    )
     await w.execute("SET LOCAL enable_bitmapscan = on")
-    candidates = [ClusterCandidate(*r) for r in rows]
-    neighbours = sorted({c.other_id for c in candidates})
+    candidates = []
+    for r in rows:
+        member = batch.get(r[1])
+        if member is not None:
+            candidates.append(ClusterCandidate(r[0], r[1], r[2], member.published_at, member.dated))
+        elif r[3] is not None:  # (no signals: removed meanwhile)
+            candidates.append(ClusterCandidate(*r))
+    neighbours = sorted({c.other_id for c in candidates if c.other_id not in batch})
     found = await w.fetch(SELECT_VECTORS, neighbours) if neighbours else []
     vectors = {r["article_id"]: dict(zip(r["terms"], r["weights"], strict=True)) for r in found}
     return candidates, vectors
@@ -328,11 +410,6 @@ async def create_stories(w: Writer, seeds: Sequence[tuple[str, datetime]]) -> li
     return [r["id"] for r in rows]
 
 
-ASSIGN_STORIES: Final = """
-UPDATE article_signals s SET story_id = x.story_id
-FROM unnest($1::bigint[], $2::bigint[]) AS x(article_id, story_id)
-WHERE s.article_id = x.article_id
-"""
 # Counts and date ranges of the touched stories, recomputed from their members.
 REFRESH_STORIES: Final = """
 UPDATE stories st SET article_count = agg.n, first_published_at = agg.first,
@@ -343,10 +420,11 @@ WHERE st.id = agg.story_id
 """
 
 
-async def assign_stories(w: Writer, assignments: dict[int, int]) -> None:
-    ids = sorted(assignments)
-    await w.execute(ASSIGN_STORIES, ids, [assignments[i] for i in ids])
-    await w.execute(REFRESH_STORIES, sorted(set(assignments.values())))
+async def refresh_stories(w: Writer, story_ids: Iterable[int]) -> None:
+    """Recount these stories from their members (after the members' signals are written)."""
+    ids = sorted(set(story_ids))
+    if ids:
+        await w.execute(REFRESH_STORIES, ids)
 
 
 MERGE_STORY_MEMBERS: Final = (

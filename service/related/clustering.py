@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Final
+
+import numpy as np
 
 from service.db import stories
 from service.db.pool import Writer
@@ -82,13 +84,60 @@ async def index_articles(w: Writer, articles: Sequence[WrittenArticle]) -> None:
         )
         for a, f, v in zip(articles, features, vectors, strict=True)
     ]
-    storyless = await stories.write_signals(w, rows)
-    by_id = {a.article_id: a for a in articles}
+    # Postings and band keys first: the batch's copies and stories are found through them,
+    # its members described from memory, and each signals row is then written once, with its
+    # story and original (an UPDATE of fresh rows cost as much as their INSERT, and a second
+    # entry in the related-lists log per article).
+    await stories.write_postings(w, rows)
+    stored = await stories.fetch_stories_of(w, [a.article_id for a in articles])
+    wire = await stories.wire_sources(w, [a.source_id for a in articles])
+    batch = {
+        a.article_id: stories.BatchMember(
+            f.signature or None, a.published_at, not a.estimated, a.source_id in wire
+        )
+        for a, f in zip(articles, features, strict=True)
+    }
     originals = await _find_originals(
-        w, articles, {a.article_id: f for a, f in zip(articles, features, strict=True)}
+        w,
+        articles,
+        {a.article_id: f for a, f in zip(articles, features, strict=True)},
+        batch,
+        wire,
+        fresh=set(batch) - set(stored),
     )
-    vector_of = {a.article_id: v for a, v in zip(articles, vectors, strict=True)}
-    await _cluster(w, [by_id[i] for i in sorted(storyless)], vector_of, originals)
+    # The batch's vectors as the database will hold them (real): what its neighbours read.
+    vector_of = {
+        a.article_id: dict(
+            zip(v, np.asarray(list(v.values()), dtype=np.float32).tolist(), strict=True)
+        )
+        for a, v in zip(articles, vectors, strict=True)
+    }
+    parents = [
+        (a.article_id, a.published_at, list(v)[:CLUSTER_TERMS])
+        for a, v in zip(articles, vectors, strict=True)
+        if stored.get(a.article_id) is None
+    ]
+    own = {a.article_id: v for a, v in zip(articles, vectors, strict=True)}
+    by_id = {a.article_id: a for a in articles}
+    assigned, merges = await _cluster(
+        w, batch, [by_id[p[0]] for p in parents], parents, own, vector_of, originals
+    )
+    await stories.write_signals(
+        w,
+        [
+            replace(
+                row,
+                story_id=assigned.get(row.article_id),
+                duplicate_of=originals.get(row.article_id)
+                if row.article_id not in stored and originals.get(row.article_id) != row.article_id
+                else None,
+            )
+            for row in rows
+        ],
+    )
+    await stories.refresh_stories(w, assigned.values())
+    for survivor, others in merges.items():
+        await stories.merge_stories(w, survivor, others)
 
 
 def _original_key(
@@ -99,14 +148,22 @@ def _original_key(
 
 
 async def _find_originals(
-    w: Writer, articles: Sequence[WrittenArticle], features: dict[int, F.TextFeatures]
+    w: Writer,
+    articles: Sequence[WrittenArticle],
+    features: dict[int, F.TextFeatures],
+    batch: dict[int, stories.BatchMember],
+    wire: set[int],
+    *,
+    fresh: set[int],
 ) -> dict[int, int]:
-    """Mark near-identical copies; returns article → its original for this batch's copies."""
+    """Find near-identical copies; returns article → its original. Stored articles are
+    marked here; the `fresh` ones (no signals yet) take theirs when their row is written."""
     with_bands = [a for a in articles if features[a.article_id].bands]
     if not with_bands:
         return {}
-    candidates = await stories.fetch_duplicate_candidates(w, [a.article_id for a in with_bands])
-    wire = await stories.wire_sources(w, [a.source_id for a in with_bands])
+    candidates = await stories.fetch_duplicate_candidates(
+        w, batch, [a.article_id for a in with_bands]
+    )
     by_article: dict[int, list[stories.DuplicateCandidate]] = {}
     for c in candidates:
         by_article.setdefault(c.article_id, []).append(c)
@@ -147,29 +204,38 @@ async def _find_originals(
                     originals[old] = article.article_id
                     root[old] = article.article_id
             root[article.article_id] = article.article_id
-    await stories.set_duplicate_of(w, originals, repoint)
+    await stories.set_duplicate_of(
+        w, {a: o for a, o in originals.items() if a not in fresh}, repoint
+    )
     return originals
 
 
 async def _cluster(
     w: Writer,
+    batch: dict[int, stories.BatchMember],
     articles: Sequence[WrittenArticle],
+    parents: Sequence[tuple[int, datetime, list[int]]],
     vectors: dict[int, dict[int, float]],
+    batch_vectors: dict[int, dict[int, float]],
     originals: dict[int, int],
-) -> None:
+) -> tuple[dict[int, int], dict[int, list[int]]]:
+    """The story of each of `articles` (new stories are created), and the stories to merge
+    (survivor → others). `vectors` are the articles' own; `batch_vectors` the batch's as
+    its neighbours see them (stored precision)."""
     if not articles:
-        return
+        return {}, {}
     # A copy joins its original's story: no neighbours to look for (thousands of copies of
     # one wire story cost one lookup).
     copies = {a.article_id: originals[a.article_id] for a in articles if a.article_id in originals}
     stored = await stories.fetch_story_ids(w, list(copies.values())) if copies else {}
     candidates, neighbour_vectors = await stories.fetch_cluster_candidates(
         w,
-        [a.article_id for a in articles if a.article_id not in copies],
-        CLUSTER_TERMS,
+        batch,
+        [p for p in parents if p[0] not in copies],
         STORY_WINDOW,
         CLUSTER_PER_TERM,
     )
+    neighbour_vectors.update(batch_vectors)
     by_article: dict[int, list[stories.ClusterCandidate]] = {}
     for c in candidates:
         by_article.setdefault(c.article_id, []).append(c)
@@ -231,7 +297,8 @@ async def _cluster(
         story = live(story)
         return real.get(story, story)
 
-    await stories.assign_stories(w, {a: final(s) for a, s in assigned.items()})
-    for survivor, others in merges.items():
-        if live(survivor) == survivor:
-            await stories.merge_stories(w, final(survivor), sorted(final(o) for o in others))
+    return {a: final(s) for a, s in assigned.items()}, {
+        final(survivor): sorted(final(o) for o in others)
+        for survivor, others in merges.items()
+        if live(survivor) == survivor
+    }
