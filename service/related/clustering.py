@@ -240,7 +240,6 @@ async def _cluster(
     for c in candidates:
         by_article.setdefault(c.article_id, []).append(c)
     assigned: dict[int, int] = {}
-    merges: dict[int, set[int]] = {}
     renamed: dict[int, int] = {}  # merged story → survivor, within this batch
 
     def live(story: int) -> int:
@@ -286,10 +285,8 @@ async def _cluster(
         survivor = ranked[0][1]
         assigned[article.article_id] = survivor
         others = {story for s, story in ranked[1:] if s >= MERGE_SIMILARITY}
-        if others:
-            merges.setdefault(survivor, set()).update(others)
-            for other in others:
-                renamed[other] = survivor
+        for other in others:
+            renamed[other] = survivor
     created = await stories.create_stories(w, [(a.title, a.published_at) for a in seeds])
     real = {-(i + 1): story for i, story in enumerate(created)}
 
@@ -297,8 +294,13 @@ async def _cluster(
         story = live(story)
         return real.get(story, story)
 
+    # Each story merged in this batch goes into the story its chain of merges ends in (the
+    # merged one's own id, not where it was renamed to: that is the survivor itself).
+    merged: dict[int, set[int]] = {}
+    for story in renamed:
+        into, source = final(story), real.get(story, story)
+        if source != into:
+            merged.setdefault(into, set()).add(source)
     return {a: final(s) for a, s in assigned.items()}, {
-        final(survivor): sorted(final(o) for o in others)
-        for survivor, others in merges.items()
-        if live(survivor) == survivor
+        into: sorted(sources) for into, sources in merged.items()
     }

@@ -272,6 +272,49 @@ async def test_signals_of_a_batch_keep_each_articles_own_vector(empty_queue: Dat
     assert {r["article_id"]: (r["terms"], r["weights"], r["tfs"]) for r in stored} == vectors
 
 
+VOLCANO = (
+    "A volcano erupted near the fishing town of Grindavik on the Reykjanes peninsula, sending "
+    "lava fountains into the night sky; the Meteorological Office said the fissure was four "
+    "kilometres long and the Blue Lagoon spa was evacuated."
+)
+MATCH = (
+    "Manchester City beat Arsenal four goals to one at the Etihad to move top of the Premier "
+    "League, with Kevin De Bruyne scoring twice and Erling Haaland adding a late header for "
+    "the champions in front of a sold-out crowd."
+)
+
+
+def _story(n: int, title: str, body: str) -> dict[str, Any]:
+    return article_input(url=f"https://merge.example/news/{n}", title=title, body=body)
+
+
+async def test_an_article_close_to_two_stories_merges_them(empty_queue: Database) -> None:
+    db = empty_queue
+    [volcano, match] = await _ingest(
+        db,
+        [
+            _story(210, "Volcano erupts near Grindavik", VOLCANO),
+            _story(211, "Manchester City beat Arsenal", MATCH),
+        ],
+    )
+    await drain(db)
+    story = "SELECT story_id FROM article_signals WHERE article_id = $1"
+    first, second = await db.fetchval(story, volcano), await db.fetchval(story, match)
+    assert first != second
+    # One article covering both at length is close to each (cosine over 0.6): it joins one
+    # story and the other is merged into it; the merged id resolves to the survivor.
+    [both] = await _ingest(
+        db, [_story(212, "Grindavik volcano; City beat Arsenal", f"{VOLCANO} {MATCH}")]
+    )
+    await drain(db)
+    survivor = await db.fetchval(story, both)
+    assert {await db.fetchval(story, volcano), await db.fetchval(story, match)} == {survivor}
+    gone = ({first, second} - {survivor}).pop()
+    row = await db.fetchrow("SELECT merged_into, article_count FROM stories WHERE id = $1", gone)
+    assert (row["merged_into"], row["article_count"]) == (survivor, 0)
+    assert await db.fetchval("SELECT article_count FROM stories WHERE id = $1", survivor) == 3
+
+
 async def test_a_change_during_indexing_is_queued_again(
     empty_queue: Database, queue_url: str
 ) -> None:
