@@ -310,8 +310,8 @@ async def test_an_article_close_to_two_stories_merges_them(empty_queue: Database
     survivor = await db.fetchval(story, both)
     assert {await db.fetchval(story, volcano), await db.fetchval(story, match)} == {survivor}
     gone = ({first, second} - {survivor}).pop()
-    row = await db.fetchrow("SELECT merged_into, article_count FROM stories WHERE id = $1", gone)
-    assert (row["merged_into"], row["article_count"]) == (survivor, 0)
+    merged = "SELECT merged_into, article_count FROM stories WHERE id = $1"
+    assert tuple(await db.fetchrow(merged, gone) or ()) == (survivor, 0)
     assert await db.fetchval("SELECT article_count FROM stories WHERE id = $1", survivor) == 3
 
 
