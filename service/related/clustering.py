@@ -89,7 +89,7 @@ async def index_articles(w: Writer, articles: Sequence[WrittenArticle]) -> None:
     # story and original (an UPDATE of fresh rows cost as much as their INSERT, and a second
     # entry in the related-lists log per article).
     await stories.write_postings(w, rows)
-    stored = await stories.fetch_stories_of(w, [a.article_id for a in articles])
+    stored = await stories.fetch_story_ids(w, [a.article_id for a in articles])
     wire = await stories.wire_sources(w, [a.source_id for a in articles])
     batch = {
         a.article_id: stories.BatchMember(

@@ -315,6 +315,27 @@ async def test_an_article_close_to_two_stories_merges_them(empty_queue: Database
     assert await db.fetchval("SELECT article_count FROM stories WHERE id = $1", survivor) == 3
 
 
+async def test_a_new_article_is_logged_once_for_the_related_lists(empty_queue: Database) -> None:
+    # Its signals row is written once, with its story and original: one entry in the
+    # refresher's log (an insert, then updates setting the story and the original, logged it
+    # three times; these two are copies of each other).
+    db = empty_queue
+    ids = await _ingest(db, [_story(n, f"Solo story number {n}", VOLCANO) for n in (220, 221)])
+    await drain(db)
+    rows = await db.fetch(
+        "SELECT article_id, count(*) AS n FROM related_refresh"
+        " WHERE article_id = ANY($1::bigint[]) GROUP BY article_id",
+        ids,
+    )
+    assert {r["article_id"]: r["n"] for r in rows} == dict.fromkeys(ids, 1)
+    assert (
+        await db.fetchval(
+            "SELECT count(DISTINCT story_id) FROM article_signals WHERE article_id = ANY($1)", ids
+        )
+        == 1
+    )
+
+
 async def test_a_change_during_indexing_is_queued_again(
     empty_queue: Database, queue_url: str
 ) -> None:
