@@ -236,9 +236,6 @@ async def _cluster(
         CLUSTER_PER_TERM,
     )
     neighbour_vectors.update(batch_vectors)
-    by_article: dict[int, list[stories.ClusterCandidate]] = {}
-    for c in candidates:
-        by_article.setdefault(c.article_id, []).append(c)
     assigned: dict[int, int] = {}
     renamed: dict[int, int] = {}  # merged story → survivor, within this batch
 
@@ -260,19 +257,18 @@ async def _cluster(
         vector = vectors[article.article_id]
         terms = vector.keys()
         best: dict[int, float] = {}
-        for c in by_article.get(article.article_id, []):
-            story = assigned.get(c.other_id, c.story_id)
+        # All within the window: the postings query bounds the neighbours by date.
+        for other, story in candidates.get(article.article_id, ()):
+            story = assigned.get(other, story)
             if story is None:
                 continue
-            gap = abs(c.published_at - article.published_at)
-            if not article.estimated and c.dated and gap > STORY_WINDOW:
-                continue
-            neighbour = neighbour_vectors.get(c.other_id, {})
-            # The shared terms found in C (set intersection), then a short sum: most of the
-            # ~100 terms of two vectors are not shared.
-            similarity = sum(vector[t] * neighbour[t] for t in terms & neighbour.keys())
-            if originals.get(article.article_id) == c.other_id:
+            if other == original:
                 similarity = 1.0
+            else:
+                neighbour = neighbour_vectors.get(other, {})
+                # The shared terms found in C (set intersection), then a short sum: most of
+                # the ~100 terms of two vectors are not shared.
+                similarity = sum(vector[t] * neighbour[t] for t in terms & neighbour.keys())
             story = live(story)
             best[story] = max(best.get(story, 0.0), similarity)
         ranked = sorted(
