@@ -23,6 +23,7 @@ __all__ = [
     "UpsertOutcome",
     "article_owners",
     "known_canonical_urls",
+    "live_entities",
     "merge_entities",
     "record_urls",
     "replace_links",
@@ -383,6 +384,43 @@ async def article_owners(w: Writer, canonical_urls: Sequence[str]) -> dict[str, 
     return {r["canonical_url"]: r["ingest_key_id"] for r in rows}
 
 
+# Migration 0014: links have no foreign keys; what the keys' checks gave, these give once a
+# batch. The rows stay locked until the transaction ends: no merge deletes them meanwhile.
+LOCK_LIVE_ENTITIES: Final = """
+SELECT id FROM entities WHERE id = ANY($1::bigint[]) ORDER BY id FOR KEY SHARE
+"""
+SELECT_REDIRECTS: Final = """
+SELECT old_id, entity_id FROM entity_redirects WHERE old_id = ANY($1::bigint[])
+"""
+
+
+async def live_entities(w: Writer, entity_ids: Sequence[int]) -> dict[int, int]:
+    """Each of these entity ids → the live entity to link: itself, or the survivor of the
+    merge that removed it (a linker built before a merge still knows the merged id). Ids of
+    no entity and no redirect are left out. The live entities are locked (`FOR KEY SHARE`,
+    in id order) until the caller's transaction ends, so none is merged away before the
+    links commit."""
+    target = {i: i for i in entity_ids}
+    locked: set[int] = set()
+    # A survivor merged away between two statements is looked up again (rarely needed).
+    for _ in range(3):
+        pending = sorted({t for t in target.values() if t not in locked})
+        if not pending:
+            break
+        locked.update(r["id"] for r in await w.fetch(LOCK_LIVE_ENTITIES, pending))
+        missing = [t for t in pending if t not in locked]
+        if not missing:
+            break
+        rows = await w.fetch(SELECT_REDIRECTS, missing)
+        redirects = {r["old_id"]: r["entity_id"] for r in rows}
+        target = {
+            given: redirects.get(t, t)
+            for given, t in target.items()
+            if t in locked or t in redirects
+        }
+    return {given: t for given, t in target.items() if t in locked}
+
+
 DELETE_LINKS: Final = "DELETE FROM article_entities WHERE article_id = ANY($1::bigint[])"
 
 # Typed arrays (binary on the wire) rather than JSON: the links are the most numerous rows.
@@ -414,11 +452,21 @@ async def replace_links(
         )
 
 
+# The articles whose links a merge moves, locked as a key check would: no takedown deletes
+# one before the moved links commit (migration 0014).
+LOCK_MERGED_ARTICLES: Final = """
+SELECT id FROM articles
+WHERE id IN (SELECT article_id FROM article_entities WHERE entity_id = ANY($1::bigint[]))
+ORDER BY id FOR KEY SHARE
+"""
+
+# Only articles linked to a merged entity change (the survivor's other links stay as they are).
 MERGE_LINKS: Final = """
 INSERT INTO article_entities (article_id, entity_id, salience, mention_count, published_at)
 SELECT l.article_id, $1, max(l.salience), sum(l.mention_count), l.published_at
 FROM article_entities l
-WHERE l.entity_id = ANY($2::bigint[]) OR l.entity_id = $1
+WHERE (l.entity_id = ANY($2::bigint[]) OR l.entity_id = $1)
+  AND l.article_id IN (SELECT article_id FROM article_entities WHERE entity_id = ANY($2::bigint[]))
 GROUP BY l.article_id, l.published_at
 ORDER BY l.article_id
 ON CONFLICT (article_id, entity_id) DO UPDATE
@@ -463,6 +511,7 @@ async def merge_entities(w: Writer, into: int, sources: Sequence[int]) -> bool:
         return False
     if not sources:
         return True
+    await w.execute(LOCK_MERGED_ARTICLES, sources)
     await w.execute(MERGE_LINKS, into, sources)
     await w.execute(MERGE_ALIASES, into, sources)
     await w.execute(MERGE_REDIRECTS, into, sources)

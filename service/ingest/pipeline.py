@@ -39,6 +39,7 @@ from service.db.writes import (
     UpsertOutcome,
     article_owners,
     known_canonical_urls,
+    live_entities,
     merge_entities,
     record_urls,
     replace_links,
@@ -592,11 +593,36 @@ async def _link(w: Writer, changed: list[tuple[_Draft, UpsertOutcome]]) -> None:
                 seen.mention_count if seen else 1,
             )  # fmt: skip
         links.update({(outcome.id, e): link for e, link in found.items()})
+    # The linker may predate an entity merge: its merged ids are linked as their survivor.
+    live = await live_entities(w, list({e for _, e in links}))
+    if any(live.get(e) != e for _, e in links):
+        links = _relinked(links, live)
     ordered = [links[k] for k in sorted(links)]
     # A new article has no links to replace; an updated one's links are replaced whole.
     replaced = sorted(o.id for _, o in changed if o.status != "CREATED")
     published = {o.id: o.published_at for _, o in changed if o.published_at is not None}
     await replace_links(w, ordered, published, replaced=replaced)
+
+
+def _relinked(
+    links: dict[tuple[int, int], LinkRow], live: Mapping[int, int]
+) -> dict[tuple[int, int], LinkRow]:
+    """`links` to the live entities (`writes.live_entities`): an article's links to a merged
+    entity and to its survivor become one, as a merge combines them (highest salience, all
+    mentions); links to entities that are gone altogether are dropped."""
+    relinked: dict[tuple[int, int], LinkRow] = {}
+    for (article_id, entity_id), link in links.items():
+        to = live.get(entity_id)
+        if to is None:
+            continue
+        seen = relinked.get((article_id, to))
+        relinked[(article_id, to)] = LinkRow(
+            article_id,
+            to,
+            max(link.salience, seen.salience) if seen else link.salience,
+            link.mention_count + (seen.mention_count if seen else 0),
+        )
+    return relinked
 
 
 async def load_catalogue(db: Database, entities: Sequence[Mapping[str, object]]) -> list[int]:

@@ -1,9 +1,21 @@
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+import pytest_asyncio
+
+from service.config import Settings
+from service.db.catalogue import fetch_surfaces
 from service.db.counters import fold_counts
-from service.db.pool import Database
+from service.db.pool import Database, open_database
+from service.db.writes import live_entities, merge_entities
+from service.ingest.catalogue import build_linker
 from service.ingest.pipeline import ingest_batch, load_catalogue
 from tests.factories import article_input
+from tests.feed_support import scratch_database
 
 
 async def test_reingest_is_unchanged_and_an_edit_updates_without_duplicating(
@@ -134,3 +146,100 @@ async def test_a_new_date_moves_the_article_in_entity_feeds(write_db: Database) 
         result.article_id,
     )
     assert link_time is True
+
+
+async def test_a_linker_built_before_an_entity_merge_links_the_survivor(
+    write_db: Database,
+) -> None:
+    # Until a process rebuilds its linker, it still finds merged names under their old ids:
+    # the article is stored all the same, linked to the entity they were merged into.
+    keep, gone = await load_catalogue(
+        write_db,
+        [
+            {"name": "Zyxoria Holdings", "kind": "ORGANIZATION"},
+            {"name": "Quarnel Vantiss", "kind": "PERSON"},
+        ],
+    )
+    before_merge = build_linker(await fetch_surfaces(write_db))
+    async with write_db.transaction() as w:
+        assert await merge_entities(w, keep, [gone])
+    [result] = await ingest_batch(
+        write_db,
+        [
+            article_input(
+                title="Quarnel Vantiss and Zyxoria Holdings",
+                body="Quarnel Vantiss said Zyxoria Holdings would grow. Quarnel Vantiss left.",
+            )
+        ],
+        linker=before_merge,
+    )
+    assert result.status == "CREATED"
+    links = await write_db.fetch(
+        "SELECT entity_id, mention_count FROM article_entities WHERE article_id = $1",
+        result.article_id,
+    )
+    # One link, with the mentions of both names.
+    assert [(r["entity_id"], r["mention_count"]) for r in links] == [(keep, 5)]
+    assert not await write_db.fetchval(
+        "SELECT count(*) FROM article_entities WHERE entity_id = $1", gone
+    )
+
+
+async def test_a_merge_moves_links_and_leaves_none_to_the_merged_entity(
+    write_db: Database,
+) -> None:
+    keep, gone = await load_catalogue(
+        write_db,
+        [
+            {"name": "Zyxoria Holdings", "kind": "ORGANIZATION"},
+            {"name": "Quarnel Vantiss", "kind": "PERSON"},
+        ],
+    )
+    linker = build_linker(await fetch_surfaces(write_db))
+    both, one = await ingest_batch(
+        write_db,
+        [
+            article_input(title="Quarnel Vantiss meets Zyxoria Holdings"),
+            article_input(title="Quarnel Vantiss alone"),
+        ],
+        linker=linker,
+    )
+    async with write_db.transaction() as w:
+        assert await merge_entities(w, keep, [gone])
+    rows = await write_db.fetch(
+        "SELECT article_id, entity_id, mention_count FROM article_entities "
+        "WHERE article_id = ANY($1::bigint[]) ORDER BY article_id",
+        [both.article_id, one.article_id],
+    )
+    assert [tuple(r) for r in rows] == [(both.article_id, keep, 2), (one.article_id, keep, 1)]
+
+
+@pytest_asyncio.fixture(scope="module")
+async def pool_db(server_url: str, settings: Settings) -> AsyncIterator[Database]:
+    """A pool on a scratch database: transactions of several connections, committed."""
+    async with (
+        scratch_database(server_url, "merges") as url,
+        open_database(settings.with_database(url)) as database,
+    ):
+        yield database
+
+
+async def test_entities_being_linked_cannot_be_merged_away_until_the_links_commit(
+    pool_db: Database,
+) -> None:
+    keep, gone = await load_catalogue(
+        pool_db,
+        [
+            {"name": "Zyxoria Holdings", "kind": "ORGANIZATION"},
+            {"name": "Quarnel Vantiss", "kind": "PERSON"},
+        ],
+    )
+    async with pool_db.transaction() as linking:
+        assert await live_entities(linking, [gone, 10**12]) == {gone: gone}
+        async with asyncio.timeout(10), pool_db.transaction() as merging:
+            await merging.execute("SET LOCAL lock_timeout = '200ms'")
+            with pytest.raises(asyncpg.LockNotAvailableError):
+                await merge_entities(merging, keep, [gone])
+    async with pool_db.transaction() as w:
+        assert await merge_entities(w, keep, [gone])
+        assert await live_entities(w, [gone, keep]) == {gone: keep, keep: keep}
