@@ -90,8 +90,9 @@ async def db(settings: Settings) -> AsyncIterator[Database]:
 
 
 @pytest_asyncio.fixture
-async def write_db(database_url: str) -> AsyncIterator[Database]:
-    """A Database on one connection whose transaction is rolled back after the test."""
+async def write_db(database_url: str, db: Database) -> AsyncIterator[Database]:
+    """A Database on one connection whose transaction is rolled back after the test (over
+    the demo news: `db` loads them, so a test run alone sees what it sees in the suite)."""
     conn = await connect(database_url)
     tx = conn.transaction()
     await tx.start()
