@@ -335,7 +335,7 @@ async def fetch_cluster_candidates(
     weight) outside the batch: a neighbour of many articles of a batch is sent once.
 
     Plain tuples: a batch reads ~100 candidates per article (a NamedTuple per candidate cost
-    ~60 µs per article, a frozen dataclass 2.5 times as much). A neighbour without a story
+    80-170 µs per article, a frozen dataclass 2.5 times as much). A neighbour without a story
     (one of the batch, or removed meanwhile) has None; the batch's own are known from memory.
     """
     if not parents:
