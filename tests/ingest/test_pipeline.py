@@ -148,18 +148,24 @@ async def test_a_new_date_moves_the_article_in_entity_feeds(write_db: Database) 
     assert link_time is True
 
 
-async def test_a_linker_built_before_an_entity_merge_links_the_survivor(
-    write_db: Database,
-) -> None:
-    # Until a process rebuilds its linker, it still finds merged names under their old ids:
-    # the article is stored all the same, linked to the entity they were merged into.
+async def two_entities(db: Database) -> tuple[int, int]:
+    """Two catalogue entities, the first to survive a merge of the second."""
     keep, gone = await load_catalogue(
-        write_db,
+        db,
         [
             {"name": "Zyxoria Holdings", "kind": "ORGANIZATION"},
             {"name": "Quarnel Vantiss", "kind": "PERSON"},
         ],
     )
+    return keep, gone
+
+
+async def test_a_linker_built_before_an_entity_merge_links_the_survivor(
+    write_db: Database,
+) -> None:
+    # Until a process rebuilds its linker, it still finds merged names under their old ids:
+    # the article is stored all the same, linked to the entity they were merged into.
+    keep, gone = await two_entities(write_db)
     before_merge = build_linker(await fetch_surfaces(write_db))
     async with write_db.transaction() as w:
         assert await merge_entities(w, keep, [gone])
@@ -188,13 +194,7 @@ async def test_a_linker_built_before_an_entity_merge_links_the_survivor(
 async def test_a_merge_moves_links_and_leaves_none_to_the_merged_entity(
     write_db: Database,
 ) -> None:
-    keep, gone = await load_catalogue(
-        write_db,
-        [
-            {"name": "Zyxoria Holdings", "kind": "ORGANIZATION"},
-            {"name": "Quarnel Vantiss", "kind": "PERSON"},
-        ],
-    )
+    keep, gone = await two_entities(write_db)
     linker = build_linker(await fetch_surfaces(write_db))
     both, one = await ingest_batch(
         write_db,
@@ -227,13 +227,7 @@ async def pool_db(server_url: str, settings: Settings) -> AsyncIterator[Database
 async def test_entities_being_linked_cannot_be_merged_away_until_the_links_commit(
     pool_db: Database,
 ) -> None:
-    keep, gone = await load_catalogue(
-        pool_db,
-        [
-            {"name": "Zyxoria Holdings", "kind": "ORGANIZATION"},
-            {"name": "Quarnel Vantiss", "kind": "PERSON"},
-        ],
-    )
+    keep, gone = await two_entities(pool_db)
     async with pool_db.transaction() as linking:
         assert await live_entities(linking, [gone, 10**12]) == {gone: gone}
         async with asyncio.timeout(10), pool_db.transaction() as merging:
