@@ -237,3 +237,28 @@ async def test_entities_being_linked_cannot_be_merged_away_until_the_links_commi
     async with pool_db.transaction() as w:
         assert await merge_entities(w, keep, [gone])
         assert await live_entities(w, [gone, keep]) == {gone: keep, keep: keep}
+
+
+async def test_articles_whose_links_a_merge_moves_cannot_be_deleted_until_it_commits(
+    pool_db: Database,
+) -> None:
+    # Without key checks on the links, the merge itself keeps a takedown from deleting an
+    # article between reading its links and writing them to the survivor.
+    keep, gone = await load_catalogue(
+        pool_db,
+        [
+            {"name": "Vellmora Shipping", "kind": "ORGANIZATION"},
+            {"name": "Tasquen Ordby", "kind": "PERSON"},
+        ],
+    )
+    linker = build_linker(await fetch_surfaces(pool_db))
+    [article] = await ingest_batch(
+        pool_db, [article_input(title="Tasquen Ordby speaks")], linker=linker
+    )
+    async with pool_db.transaction() as merging:
+        assert await merge_entities(merging, keep, [gone])
+        async with asyncio.timeout(10), pool_db.transaction() as takedown:
+            with pytest.raises(asyncpg.LockNotAvailableError):
+                await takedown.execute(
+                    "SELECT id FROM articles WHERE id = $1 FOR UPDATE NOWAIT", article.article_id
+                )
