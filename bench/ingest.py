@@ -41,7 +41,8 @@
    folds its counter deltas after the load, timed apart (`fold_s`): its rate is the load.
    Meanwhile a probe GETs /healthz every 0.1 s (how long requests wait while the server
    ingests and indexes).
-4. Prints per phase articles/s, statuses, CPU per article of the server process and of the
+4. Prints per phase articles/s, statuses, CPU per article of the server process (with the
+   indexer process it starts, NEWSGRAPH_RELATED_INDEXER=process) and of the
    phase's PostgreSQL backends, the CPU other processes used meanwhile, the load average; for
    the service phases a second row "+index": the rate until the queue was empty (fully
    indexed) and the CPU up to then, beside the acknowledged rate and CPU up to the last
@@ -473,6 +474,17 @@ def _cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def _descendants(pid: int) -> list[int]:
+    """The processes `pid` started (any of its threads), and theirs."""
+    found: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                for child in (task / "children").read_text().split():
+                    found += [int(child), *_descendants(int(child))]
+    return found
+
+
 def _machine_cpu() -> tuple[float, float]:
     """(busy, steal) CPU seconds of the whole machine since boot (/proc/stat)."""
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -562,6 +574,9 @@ class Meter:
         for pid in (os.getpid(), *self.helper_pids):
             groups[pid] = "self"
         groups[self.app_pid] = "app"  # the floor's "app" is this process
+        if self.app_pid != os.getpid():
+            for pid in _descendants(self.app_pid):  # the server's indexer process
+                groups[pid] = "app"
         return groups
 
     async def _sample(self, first: bool) -> None:
@@ -1392,7 +1407,8 @@ class Run:
                 f"s), {running.linker_builds} build(s) in all; log {running.log}"
             )
         print(
-            "columns: app µs/a = CPU of the server process (floor: this process) per article; "
+            "columns: app µs/a = CPU of the server process and its indexer process (floor: "
+            "this process) per article; "
             "db µs/a = CPU of the phase's PostgreSQL client backends per article; other = "
             "cores busy with anything else (other processes; PostgreSQL background writers "
             "excluded); load = 1-min load average at the start / highest during the phase. "

@@ -112,10 +112,12 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
                         )
                     )
                 stack.callback(metrics.unwatch_pools, db)
-                # Related stories are indexed after ingest commits, by every server process
-                # (a thread of its own: its Python work stays off this event loop).
+                # Related stories are indexed after ingest commits: by default in a process
+                # of their own that `newsgraph serve` starts (service.related.worker); with
+                # NEWSGRAPH_RELATED_INDEXER=thread by every server process, in a thread of
+                # its own (its Python work stays off this event loop).
                 indexer = None
-                if settings.related_indexer and settings.database_url:
+                if settings.related_indexer == "thread" and settings.database_url:
                     indexer = RelatedIndexer(
                         settings.database_url,
                         write_timeout_ms=settings.write_timeout_ms,
@@ -131,12 +133,16 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
                     folder = CountFolder(db, settings.count_fold_seconds)
                     folder.start()
                     stack.push_async_callback(folder.stop)
-                # Stored related-stories lists, re-ranked in the background as news arrives.
-                await stack.enter_async_context(
-                    running_refresher(
-                        db, settings.related_refresh_percent / 100, metrics.observe_related_refresh
+                # Stored related-stories lists, re-ranked in the background as news arrives
+                # (by the indexer process, when there is one).
+                if settings.related_indexer != "process":
+                    await stack.enter_async_context(
+                        running_refresher(
+                            db,
+                            settings.related_refresh_percent / 100,
+                            metrics.observe_related_refresh,
+                        )
                     )
-                )
                 # Objects alive after start-up (modules, the schema) live as long as the
                 # process: moved out of the collector's sight, full collections stop
                 # re-scanning them (measured: p99 of page queries 124 ms → 34 ms).

@@ -1,4 +1,4 @@
-"""The `newsgraph` command: serve, migrate, ingest, export-schema."""
+"""The `newsgraph` command: serve, index, migrate, ingest, refresh-related, export-schema."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from service.graphql import export_sdl
 from service.ingest_cli import add_ingest_parser
 from service.observability import configure_logging, logging_config
 from service.related.lists import refresh_once
+from service.related.worker import IndexerProcess, run_worker
 
 __all__ = ["main"]
 
@@ -96,19 +97,31 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         host = args.host or settings.host
         port = args.port or settings.port
         log.info("serving GraphQL at http://%s:%s/graphql", host, port)
-        uvicorn.run(
-            "service.app:create_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=args.workers or settings.workers,
-            log_level="info",
-            # Our JSON logging in every worker process; the access log is ours too.
-            log_config=logging_config(settings),
-            access_log=False,
-            timeout_graceful_shutdown=20,
-        )
+        indexer = None
+        if settings.related_indexer == "process":
+            indexer = IndexerProcess(os.environ)
+            indexer.start()
+        try:
+            _run_uvicorn(args, settings, host, port)
+        finally:
+            if indexer is not None:
+                indexer.stop()
     return 0
+
+
+def _run_uvicorn(args: argparse.Namespace, settings: Settings, host: str, port: int) -> None:
+    uvicorn.run(
+        "service.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=args.workers or settings.workers,
+        log_level="info",
+        # Our JSON logging in every worker process; the access log is ours too.
+        log_config=logging_config(settings),
+        access_log=False,
+        timeout_graceful_shutdown=20,
+    )
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
@@ -161,6 +174,16 @@ def cmd_refresh_related(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
+    """Index related stories and refresh the stored lists until SIGTERM (service.related.worker)."""
+    port = args.metrics_port if args.metrics_port is not None else settings.indexer_metrics_port
+    with database_url(settings) as dsn:
+        asyncio.run(
+            run_worker(settings.with_database(dsn), parent_pid=args.parent_pid, metrics_port=port)
+        )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="newsgraph", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -192,6 +215,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--concurrency", type=int, default=2, help="batches in flight at once (default 2)"
     )
     refresh.set_defaults(handler=cmd_refresh_related)
+    index = commands.add_parser(
+        "index",
+        help="index related stories and refresh their stored lists until stopped "
+        "(what `serve` starts beside its workers)",
+    )
+    index.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve this process's Prometheus metrics on the port "
+        "(default NEWSGRAPH_INDEXER_METRICS_PORT, or none)",
+    )
+    # `serve` passes its pid: the child stops once that process is gone.
+    index.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
+    index.set_defaults(handler=cmd_index)
     export = commands.add_parser("export-schema", help="print the GraphQL SDL")
     export.add_argument("--output", "-o", help="write to this file instead of stdout")
     export.set_defaults(handler=cmd_export_schema)

@@ -16,6 +16,7 @@ __all__ = ["ConfigError", "Settings", "default_data_dir"]
 
 Environment = Literal["development", "production"]
 AuthMode = Literal["off", "required"]
+IndexerMode = Literal["process", "thread", "off"]
 _Choice = TypeVar("_Choice", bound=str)
 
 
@@ -85,6 +86,18 @@ def _choice(
     raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {raw!r}")
 
 
+def _indexer_mode(env: Mapping[str, str]) -> IndexerMode:
+    """NEWSGRAPH_RELATED_INDEXER; it was a boolean before the indexer process, and a boolean
+    keeps its meaning (true: in each server process, false: none)."""
+    name = "NEWSGRAPH_RELATED_INDEXER"
+    raw = (env.get(name) or "").strip().lower()
+    if raw in {"1", "true", "yes", "on"}:
+        return "thread"
+    if raw in {"0", "false", "no"}:
+        return "off"
+    return cast(IndexerMode, _choice({name: raw}, name, "process", ("process", "thread", "off")))
+
+
 def _path(env: Mapping[str, str], name: str) -> Path | None:
     raw = env.get(name)
     return Path(raw).expanduser() if raw else None
@@ -140,8 +153,12 @@ class Settings:
     cache_max_age: int = 30
     compiled_operations: bool = True
     response_cache: bool = False
-    # Each server process indexes related stories queued by ingest (service.related.indexer).
-    related_indexer: bool = True
+    # Who indexes related stories queued by ingest and refreshes the stored lists: a process
+    # of their own beside `newsgraph serve`'s workers (service.related.worker), a thread of
+    # each server process (service.related.indexer), or nobody here.
+    related_indexer: IndexerMode = "process"
+    # Port of the indexer process's own Prometheus endpoint (None: none).
+    indexer_metrics_port: int | None = None
     # Share of each process's wall time the related-lists refresher may use (0: none).
     related_refresh_percent: int = 25
     related_index_percent_ingesting: int = 100
@@ -213,7 +230,8 @@ class Settings:
             cache_max_age=_int(env, "NEWSGRAPH_CACHE_MAX_AGE", 30, low=0),
             compiled_operations=_bool(env, "NEWSGRAPH_COMPILED_OPERATIONS", True),
             response_cache=_bool(env, "NEWSGRAPH_RESPONSE_CACHE", False),
-            related_indexer=_bool(env, "NEWSGRAPH_RELATED_INDEXER", True),
+            related_indexer=_indexer_mode(env),
+            indexer_metrics_port=_int(env, "NEWSGRAPH_INDEXER_METRICS_PORT", 0, low=0) or None,
             related_refresh_percent=_int(env, "NEWSGRAPH_RELATED_REFRESH_PERCENT", 25, low=0),
             related_index_percent_ingesting=_int(
                 env, "NEWSGRAPH_RELATED_INDEX_PERCENT_INGESTING", 100, low=1

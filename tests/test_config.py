@@ -35,6 +35,25 @@ def test_environment_values_are_parsed() -> None:
 
 
 @pytest.mark.parametrize(
+    ("value", "mode"),
+    [
+        (None, "process"),
+        ("process", "process"),
+        ("thread", "thread"),
+        ("off", "off"),
+        # Its values before the indexer process keep their meaning.
+        ("true", "thread"),
+        ("false", "off"),
+    ],
+)
+def test_the_related_indexer_runs_in_a_process_of_its_own_unless_asked(
+    value: str | None, mode: str
+) -> None:
+    env = {} if value is None else {"NEWSGRAPH_RELATED_INDEXER": value}
+    assert Settings.from_environ(env).related_indexer == mode
+
+
+@pytest.mark.parametrize(
     ("env", "message"),
     [
         ({"NEWSGRAPH_PORT": "eighty"}, "NEWSGRAPH_PORT must be an integer"),
@@ -42,6 +61,7 @@ def test_environment_values_are_parsed() -> None:
         ({"NEWSGRAPH_ENV": "staging"}, "NEWSGRAPH_ENV must be one of"),
         ({"NEWSGRAPH_GRAPHIQL": "maybe"}, "NEWSGRAPH_GRAPHIQL must be true or false"),
         ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL must be a postgresql:// URL"),
+        ({"NEWSGRAPH_RELATED_INDEXER": "sometimes"}, "NEWSGRAPH_RELATED_INDEXER must be one of"),
         ({"NEWSGRAPH_DEFAULT_PAGE_SIZE": "200"}, "must not exceed NEWSGRAPH_MAX_PAGE_SIZE"),
     ],
 )

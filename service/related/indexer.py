@@ -8,14 +8,16 @@ of its own that also deletes the claimed ids: committed together, or rolled back
 consistent: an acknowledged article is indexed within seconds, never lost.
 
 `index_queued(db)` indexes one batch; `drain(db)` indexes until the queue is empty (tests,
-`newsgraph ingest`, the demo loader). `RelatedIndexer` is the background worker of a server
-process: a thread with its own event loop and its own connection, so neither its Python work
+`newsgraph ingest`, the demo loader). `RelatedIndexer` is the background worker of the
+indexer process (`service.related.worker`, the default) or of each server process
+(`NEWSGRAPH_RELATED_INDEXER=thread`): a thread with its own event loop and its own
+connection, so neither its Python work
 (text features, TF-IDF vectors, clustering) nor the decoding of its rows runs on the
 request-serving event loop; it wakes on `NOTIFY newsgraph_related_queue` (sent when an
 ingest commits) or after `poll` seconds. Several processes (workers, pods) share the queue:
 claims skip the rows another indexer holds (`FOR UPDATE SKIP LOCKED`).
 
-While its process ingests (`lists.note_ingest`), the background indexer may be held to
+In a server process that ingests (`lists.note_ingest`), the indexer thread may be held to
 `ingesting_share` of the wall time (`NEWSGRAPH_RELATED_INDEX_PERCENT_INGESTING`; 100 %, no
 limit, by default): acknowledging then comes first and indexing catches up when the load
 ends (the queue is durable). Measured on a 30k-article NDJSON load into the 1M bench

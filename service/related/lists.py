@@ -14,9 +14,10 @@ committed: migration 0009), and when an article is taken down or excluded (every
 it). Other arguments, and articles whose list is missing or stale, are
 ranked online: an answer is always either a valid stored list or the online ranking.
 
-`Refresher` works the log in each server process, in small batches, using at most `share` of
-the wall time (a fifth of it while the process ingests); `drain` works it to the end (tests,
-benches, `newsgraph refresh-related`).
+`Refresher` works the log in the indexer process (`service.related.worker`) or in each server
+process, in small batches, using at most `share` of the wall time (a fifth of it while the
+process ingests, or indexes a backlog); `drain` works it to the end (tests, benches,
+`newsgraph refresh-related`).
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ _last_ingest = -BUSY_SECONDS
 
 
 def note_ingest() -> None:
-    """Called by this process's ingest paths: the refresher slows down for a while."""
+    """Called by this process's ingest paths (and by the indexer process while it has a
+    backlog): the refresher slows down for a while."""
     global _last_ingest
     _last_ingest = time.monotonic()
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from service.db import related_queue
 from service.db.migrate import head_revision
 from service.db.pool import Database
 from service.errors import ServiceUnavailable
@@ -15,6 +17,7 @@ __all__ = ["healthz", "readyz"]
 
 SELECT_REVISION = "SELECT version_num FROM alembic_version"
 READY_TIMEOUT = 2.0
+QUEUE_TIMEOUT = 0.5
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -35,10 +38,17 @@ async def readyz(request: Request) -> JSONResponse:
             f"the schema is at {current}, the code expects {expected}; run `newsgraph migrate`"
         )
     answer: dict[str, object] = {"status": "ready", "schema": current}
-    # The indexer's last reading (no query): a backlog is information, never unreadiness.
+    # A backlog is information, never unreadiness: the in-process indexer's last reading, or
+    # (indexing in another process) a count, left out when it is slow.
     indexer = getattr(request.state, "indexer", None)
-    if indexer is not None and indexer.depth is not None:
-        answer["relatedQueue"] = indexer.depth
+    if indexer is not None:
+        if indexer.depth is not None:
+            answer["relatedQueue"] = indexer.depth
+    else:
+        with contextlib.suppress(ServiceUnavailable, TimeoutError):
+            answer["relatedQueue"] = await asyncio.wait_for(
+                related_queue.queue_depth(db), QUEUE_TIMEOUT
+            )
     return JSONResponse(answer)
 
 

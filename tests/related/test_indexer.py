@@ -385,7 +385,7 @@ async def test_a_queued_article_changing_is_not_claimed_before_its_commit(
 async def test_the_app_indexes_in_the_background(
     empty_queue: Database, queue_url: str, settings: Settings
 ) -> None:
-    app_settings = dataclasses.replace(settings.with_database(queue_url), related_indexer=True)
+    app_settings = dataclasses.replace(settings.with_database(queue_url), related_indexer="thread")
     app = create_app(app_settings)
     lines = b"".join(orjson.dumps(_item(n), option=orjson.OPT_APPEND_NEWLINE) for n in (100, 101))
     async with (

@@ -287,7 +287,7 @@ async def test_a_stored_list_comes_with_its_first_articles_and_their_sources(
 async def test_the_running_service_refreshes_in_the_background(
     settings: Settings, db: Database
 ) -> None:
-    background = replace(settings, related_refresh_percent=50, related_indexer=True)
+    background = replace(settings, related_refresh_percent=50, related_indexer="thread")
     item = _item(
         int(time.time() * 1000) % 10**9, "background.example", "Background refresh check",
         ARTICLES[0]["body"], "2024-12-18T22:00:00Z",

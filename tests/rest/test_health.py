@@ -10,6 +10,8 @@ import pytest_asyncio
 from service.config import Settings
 from service.db.migrate import downgrade, upgrade
 from service.db.pool import open_database
+from service.ingest.pipeline import ingest_batch
+from tests.factories import article_input
 from tests.support import app_client, create_database, drop_database
 
 
@@ -48,6 +50,21 @@ async def test_readyz_is_503_with_a_reason_until_the_schema_is_at_head(behind_ur
     await asyncio.to_thread(downgrade, behind_url, "base")
     await asyncio.to_thread(upgrade, behind_url, "head")
     assert (await _readyz(behind_url)).status_code == 200
+
+
+async def test_readyz_counts_the_related_queue_when_another_process_indexes(
+    behind_url: str,
+) -> None:
+    await asyncio.to_thread(upgrade, behind_url)
+    settings = Settings.from_environ({"DATABASE_URL": behind_url})
+    assert settings.related_indexer == "process"  # the app itself runs no indexer
+    async with open_database(settings) as db:
+        results = await ingest_batch(
+            db, [article_input(url=f"https://q.example/{n}") for n in (1, 2)]
+        )
+    assert [r.status for r in results] == ["CREATED", "CREATED"]
+    answer = (await _readyz(behind_url)).json()
+    assert (answer["status"], answer["relatedQueue"]) == ("ready", 2)
 
 
 async def test_readyz_is_503_when_the_database_is_gone() -> None:
