@@ -11,9 +11,10 @@ deployment can run `newsgraph index` on its own instead (API pods then set
 
 The process runs `RelatedIndexer` (its own thread, event loop and connection, as in a server
 process) and the `Refresher` of the stored lists, which takes a fifth of its share while the
-indexer has a backlog (a bulk load: acknowledged articles first, then their lists). It stops
-on SIGTERM or SIGINT (a batch being indexed is rolled back: its ids stay queued) and, when
-started by a server, as soon as that server is gone, even if it was killed.
+indexer has a backlog (a bulk load: acknowledged articles first, then their lists). It holds
+three database connections at most: the indexer's and a pool of two. It stops on SIGTERM or
+SIGINT (a batch being indexed is rolled back: its ids stay queued) and, when started by a
+server, as soon as that server is gone, even if it was killed.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import sys
 import threading
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Final
 
 from prometheus_client import CollectorRegistry, multiprocess, start_http_server
@@ -41,6 +43,9 @@ __all__ = ["IndexerProcess", "run_worker"]
 
 log = logging.getLogger("newsgraph.related")
 
+# The refresher runs one statement at a time and the indexer has a connection of its own, so
+# the pool needs two connections at most, whatever NEWSGRAPH_POOL_MAX_SIZE gives servers.
+POOL_SIZE: Final = 2
 PARENT_CHECK_SECONDS: Final = 1.0
 RESTART_SECONDS: Final = (1.0, 2.0, 5.0, 10.0, 30.0)
 STABLE_SECONDS: Final = 60.0  # a process that ran this long restarts without delay growth
@@ -50,11 +55,15 @@ async def run_worker(
     settings: Settings, *, parent_pid: int | None = None, metrics_port: int | None = None
 ) -> None:
     """Index and refresh until SIGTERM/SIGINT, or until `parent_pid` is no longer the parent."""
-    if not settings.database_url:
+    dsn = settings.database_url
+    if not dsn:
         raise ValueError("run_worker needs settings.database_url")
     metrics = Metrics(multiproc_dir=settings.metrics_multiproc_dir)
     if metrics_port is not None:
         _serve_metrics(metrics, settings.host, metrics_port)
+    settings = replace(
+        settings, pool_min_size=min(settings.pool_min_size, 1), pool_max_size=POOL_SIZE
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -66,7 +75,7 @@ async def run_worker(
             note_ingest()  # a backlog: the refresher steps back until it is indexed
 
     indexer = RelatedIndexer(
-        settings.database_url,
+        dsn,
         write_timeout_ms=settings.write_timeout_ms,
         statement_cache_size=settings.statement_cache_size,
         on_depth=on_depth,

@@ -28,6 +28,7 @@ import yaml
 from service import cli
 from service.app import create_app
 from service.config import Settings
+from service.related.worker import POOL_SIZE
 from tests.deploy import tools
 from tests.deploy.conftest import K8S, RENDERS, ROOT, Image
 
@@ -47,6 +48,7 @@ LIBPQ_VARIABLES = {"PGPASSWORD", "PGSSLMODE", "PGSSLROOTCERT"}
 SUPERUSER_RESERVED = 3
 ADMIN_RESERVE = 10
 MIGRATION_CONNECTIONS = 1  # `newsgraph migrate` runs on one connection
+INDEXER_CONNECTIONS = POOL_SIZE + 1  # `newsgraph index`: its pool and the indexer's own
 SECRET = "newsgraph-secrets"  # made by the operator, never by the manifests
 
 
@@ -96,6 +98,10 @@ def _matches(selector: dict[str, Any], labels: dict[str, str]) -> bool:
 
 def _api(docs: list[Doc]) -> Doc:
     return _one(docs, "Deployment", "newsgraph")
+
+
+def _indexer(docs: list[Doc]) -> Doc:
+    return _one(docs, "Deployment", "newsgraph-indexer")
 
 
 def _container(workload: Doc) -> Doc:
@@ -241,9 +247,22 @@ def test_selectors_match_the_pod_labels(name: str, rendered: Renders) -> None:
         assert any(_matches(policy, labels) for labels in templates), policy
     for labels in templates:
         assert any(_matches(policy, labels) for policy in policies), labels
-    # The migration Job's pods are not behind the Service and not counted by the PDB.
+    # The migration Job's and the indexer's pods are not behind the Service, not counted by
+    # the PDB; the indexer's are scraped by the PodMonitor on their metrics port.
     job_labels = _one(docs, "Job", "newsgraph-migrate")["spec"]["template"]["metadata"]["labels"]
-    assert not _matches({"matchLabels": service["spec"]["selector"]}, job_labels)
+    indexer = _indexer(docs)
+    indexer_labels = indexer["spec"]["template"]["metadata"]["labels"]
+    assert _matches(indexer["spec"]["selector"], indexer_labels)
+    assert not _matches(indexer["spec"]["selector"], pod_labels)
+    assert not _matches(api["spec"]["selector"], indexer_labels)
+    for labels in (job_labels, indexer_labels):
+        assert not _matches({"matchLabels": service["spec"]["selector"]}, labels)
+        assert not _matches(_one(docs, "PodDisruptionBudget")["spec"]["selector"], labels)
+    pod_monitor = _one(docs, "PodMonitor")
+    assert _matches(pod_monitor["spec"]["selector"], indexer_labels)
+    assert not _matches(pod_monitor["spec"]["selector"], pod_labels)
+    [endpoint] = pod_monitor["spec"]["podMetricsEndpoints"]
+    assert endpoint["port"] in {p["name"] for p in _container(indexer)["ports"]}
 
 
 def test_probes_hit_routes_of_the_app(name: str, rendered: Renders) -> None:
@@ -300,6 +319,33 @@ def test_the_job_migrates_with_the_deployments_image(name: str, rendered: Render
     assert "args" not in api
     assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
     assert migrate["envFrom"] == api["envFrom"]  # the same settings
+
+
+def test_one_indexer_pod_indexes_and_refreshes_instead_of_the_api_pods(
+    name: str, rendered: Renders
+) -> None:
+    docs = rendered[name]
+    api = _container(_api(docs))
+    indexer = _indexer(docs)
+    container = _container(indexer)
+    assert container["image"] == api["image"]
+    assert "command" not in container
+    args = cli.build_parser().parse_args(container["args"])
+    assert args.command == "index"
+    [port] = container["ports"]
+    assert args.metrics_port == port["containerPort"]
+    assert container["livenessProbe"]["httpGet"]["port"] in (port["name"], port["containerPort"])
+    # The API pods leave indexing and refreshing to it.
+    api_settings = Settings.from_environ(_config(docs, api))
+    assert api_settings.related_indexer == "off"
+    assert api_settings.related_refresh_percent == 0
+    settings = Settings.from_environ(_config(docs, container))
+    assert settings.host == "0.0.0.0"  # noqa: S104 - its metrics port, on the pod's address
+    assert settings.related_refresh_percent > 0
+    assert indexer["spec"]["replicas"] == 1
+    policy = _one(docs, "NetworkPolicy", "newsgraph-indexer")
+    [rule] = policy["spec"]["ingress"]
+    assert {p["port"] for p in rule["ports"]} <= {port["name"], port["containerPort"]}
 
 
 def test_no_image_floats_on_latest(name: str, rendered: Renders) -> None:
@@ -458,8 +504,9 @@ def test_cloudnativepg_objects_fit_together(name: str, rendered: Renders) -> Non
     assert _host_of(api, "DATABASE_URL") == by_type["rw"]
     assert _host_of(api, "DATABASE_REPLICA_URL") == by_type.get("ro", by_type.get("r"))
     assert _config(docs, api)["NEWSGRAPH_STATEMENT_CACHE_SIZE"] == "0"
-    migrate = _container(_one(docs, "Job", "newsgraph-migrate"))
-    assert _host_of(migrate, "DATABASE_URL") == f"{cluster['metadata']['name']}-rw"
+    # The Job and the indexer (LISTEN, a transaction per batch) to the primary itself.
+    for workload in (_one(docs, "Job", "newsgraph-migrate"), _indexer(docs)):
+        assert _host_of(_container(workload), "DATABASE_URL") == f"{cluster['metadata']['name']}-rw"
 
 
 def _max_pods(docs: list[Doc]) -> int:
@@ -479,18 +526,22 @@ def test_connections_fit_the_databases_limits(name: str, rendered: Renders) -> N
     pool = int(config.get("NEWSGRAPH_POOL_MAX_SIZE", Settings().pool_max_size))
     per_pod = int(config.get("NEWSGRAPH_WORKERS", "1")) * pool  # per pool, primary or replica
     pods = _max_pods(docs)
+    # The indexer pods, a rollout's surge included, straight to the primary.
+    indexer = _indexer(docs)["spec"]
+    indexers = indexer["replicas"] + int(indexer["strategy"]["rollingUpdate"]["maxSurge"])
+    direct = MIGRATION_CONNECTIONS + indexers * INDEXER_CONNECTIONS
     clusters = _all(docs, "Cluster")
     if not clusters:
         # An external database: the overlay records the limits it was sized for.
         notes = _one(docs, "HorizontalPodAutoscaler")["metadata"]["annotations"]
         limit = int(notes["newsgraph/database-max-connections"])
         reserved = int(notes["newsgraph/database-reserved-connections"])
-        assert pods * per_pod + MIGRATION_CONNECTIONS + reserved <= limit
+        assert pods * per_pod + direct + reserved <= limit
         return
     [cluster] = clusters
     limit = int(cluster["spec"]["postgresql"]["parameters"]["max_connections"])
     usable = limit - SUPERUSER_RESERVED - ADMIN_RESERVE
-    on_primary = MIGRATION_CONNECTIONS
+    on_primary = direct
     on_a_standby = 0
     for pooler in _all(docs, "Pooler"):
         spec = pooler["spec"]
