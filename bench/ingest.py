@@ -1261,6 +1261,9 @@ class Run:
                 self.rss_kib[phase] = vm_hwm_kib(running.proc.pid) or 0
                 running.scan_log()
                 result.extra["server_peak_rss_mib"] = round(self.rss_kib[phase] / 1024)
+                children = [vm_hwm_kib(pid) or 0 for pid in _descendants(running.proc.pid)]
+                if children:  # the indexer process (NEWSGRAPH_RELATED_INDEXER=process)
+                    result.extra["indexer_peak_rss_mib"] = round(max(children) / 1024)
                 result.extra["linker_builds"] = running.linker_builds
         finally:
             if profiler is not None and profiler.poll() is None:
@@ -1406,6 +1409,9 @@ class Run:
                 f"{running.linker_build_s:.2f}s (first ingest waited {running.linker_warmup_s:.1f}"
                 f"s), {running.linker_builds} build(s) in all; log {running.log}"
             )
+            indexer_rss = self.results[phase].extra.get("indexer_peak_rss_mib")
+            if indexer_rss is not None:
+                print(f"server ({phase}): its indexer process's peak RSS {indexer_rss:,} MiB")
         print(
             "columns: app µs/a = CPU of the server process and its indexer process (floor: "
             "this process) per article; "
