@@ -18,25 +18,33 @@ from service.config import Settings
 from service.db.pool import open_database
 from service.related.clustering import WrittenArticle, index_articles
 
-SELECT = """
-SELECT a.id, a.source_id, a.language, a.title, a.summary, a.body, a.published_at,
-       a.published_at_estimated
-FROM articles a
+SELECT_IDS = """
+SELECT a.id FROM articles a
 WHERE NOT EXISTS (SELECT 1 FROM article_signals s WHERE s.article_id = a.id)
 ORDER BY a.published_at DESC, a.id DESC
 LIMIT $1
 """
+SELECT_ROWS = """
+SELECT a.id, a.source_id, a.language, a.title, a.summary, a.body, a.published_at,
+       a.published_at_estimated
+FROM articles a WHERE a.id = ANY($1::bigint[])
+ORDER BY a.published_at, a.id
+"""
 
 
 async def backfill(dsn: str, limit: int, batch: int) -> None:
-    settings = Settings.from_environ({"DATABASE_URL": dsn, "NEWSGRAPH_DATA_DIR": "/nonexistent"})
+    # The id list of a whole database takes longer than a request may.
+    settings = Settings.from_environ(
+        {"DATABASE_URL": dsn, "NEWSGRAPH_DATA_DIR": "/nonexistent",
+         "NEWSGRAPH_STATEMENT_TIMEOUT_MS": "600000"}
+    )  # fmt: skip
     async with open_database(settings) as db:
-        rows = await db.fetch(SELECT, limit)
+        ids = [r["id"] for r in await db.fetch(SELECT_IDS, limit)]
         start = time.perf_counter()
-        # Oldest first, as they would have arrived.
-        rows.reverse()
-        for offset in range(0, len(rows), batch):
-            chunk = rows[offset : offset + batch]
+        # Oldest first, as they would have arrived; the rows of one batch at a time.
+        ids.reverse()
+        for offset in range(0, len(ids), batch):
+            chunk = await db.fetch(SELECT_ROWS, ids[offset : offset + batch])
             async with db.transaction() as w:
                 await index_articles(
                     w,
@@ -61,8 +69,8 @@ async def backfill(dsn: str, limit: int, batch: int) -> None:
                 print(f"{done:,} articles, {spent / done * 1e6:.0f} µs/article", flush=True)
         spent = time.perf_counter() - start
         print(
-            f"done: {len(rows):,} articles in {spent:.0f} s, "
-            f"{spent / max(len(rows), 1) * 1e6:.0f} µs/article"
+            f"done: {len(ids):,} articles in {spent:.0f} s, "
+            f"{spent / max(len(ids), 1) * 1e6:.0f} µs/article"
         )
 
 
