@@ -1,7 +1,8 @@
 """Server-side latency of relatedStories and of the article page with and without it.
 
 Runs in process (the GraphQL schema over a real pool, no HTTP), one request at a time, on
-articles that have related-stories signals (see bench/related_backfill.py):
+articles that have related-stories signals (see bench/related_backfill.py), each article
+getting every operation in a random order:
 
     python bench/related_latency.py --dsn postgresql://postgres@127.0.0.1:5432/newsgraph_bench_i4
 
@@ -20,9 +21,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
+import gc
 import random
 import re
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Final
 
@@ -98,44 +102,45 @@ async def run(dsn: str, requests: int, seed: int, sample_lists: bool) -> None:
         print(f"{len(ids):,} articles sampled ({valid:,} with a valid stored list); "
               f"{requests} requests per operation (ms)")  # fmt: skip
         print(f"{'operation':32} {'p50':>6} {'p90':>6} {'p99':>6}")
-        for name, text in operations.items():
-            for warm in picks[:10]:
-                await schema.execute(text, variable_values={"id": encode_id("Article", warm)},
-                                     context_value=make_context(settings, db))  # fmt: skip
-            spent = []
-            for article_id in picks:
-                start = time.perf_counter()
-                result = await schema.execute(
-                    text, variable_values={"id": encode_id("Article", article_id)},
-                    context_value=make_context(settings, db),
-                )  # fmt: skip
-                spent.append((time.perf_counter() - start) * 1000)
-                assert result.errors is None, result.errors
-            print(f"{name:32} {_percentiles(spent)}")
-            results[name] = sorted(spent)
-        # Warmed up as the general path is (each pool connection prepares the statement once).
-        for warm in picks[:10]:
-            warm_args = compiled.prepare({"id": encode_id("Article", warm)}, settings)
-            assert warm_args is not None
-            await compiled.run(db, warm_args)
-            await pages.article_page_json(db, warm, "[]")
-        spent = []
-        for article_id in picks:
+
+        async def general(text: str, article_id: int) -> None:
+            result = await schema.execute(
+                text, variable_values={"id": encode_id("Article", article_id)},
+                context_value=make_context(settings, db),
+            )  # fmt: skip
+            assert result.errors is None, result.errors
+
+        async def compiled_page(article_id: int) -> None:
             args = compiled.prepare({"id": encode_id("Article", article_id)}, settings)
             assert args is not None
-            start = time.perf_counter()
             await compiled.run(db, args)
-            spent.append((time.perf_counter() - start) * 1000)
-        print(f"{'compiled article page':32} {_percentiles(spent)}")
-        results["compiled article page"] = sorted(spent)
-        # The same statement with no related items: the compiled page without them.
-        spent = []
-        for article_id in picks:
-            start = time.perf_counter()
+
+        async def compiled_without(article_id: int) -> None:
+            # The same statement with no related items: the compiled page without them.
             await pages.article_page_json(db, article_id, "[]")
-            spent.append((time.perf_counter() - start) * 1000)
-        print(f"{'compiled, without related':32} {_percentiles(spent)}")
-        results["compiled, without related"] = sorted(spent)
+
+        runs: dict[str, Callable[[int], Awaitable[None]]] = {
+            name: functools.partial(general, text) for name, text in operations.items()
+        }
+        runs["compiled article page"] = compiled_page
+        runs["compiled, without related"] = compiled_without
+        gc.freeze()  # as a server process does after start-up (service/app.py)
+        # Warmed up (each pool connection prepares its statements once); then each article
+        # gets every operation in a random order, so drift and caching hit them alike.
+        for run_one in runs.values():
+            for warm in picks[:10]:
+                await run_one(warm)
+        spent: dict[str, list[float]] = {name: [] for name in runs}
+        order = list(runs.items())
+        for article_id in picks:
+            rng.shuffle(order)
+            for name, run_one in order:
+                started = time.perf_counter()
+                await run_one(article_id)
+                spent[name].append((time.perf_counter() - started) * 1000)
+        for name in runs:
+            print(f"{name:32} {_percentiles(spent[name])}")
+            results[name] = sorted(spent[name])
         for path, with_, without in (
             ("general path", "article page", "article page without related"),
             ("compiled", "compiled article page", "compiled, without related"),
