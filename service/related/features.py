@@ -146,10 +146,9 @@ def cosine(a: Mapping[int, float], b: Mapping[int, float]) -> float:
     return sum(w * b.get(t, 0.0) for t, w in a.items())
 
 
-# Rows of a `dot_products` call made dense at once, and pairs gathered at once: the arrays
-# stay a few MB whatever the batch.
-DOT_ROWS: Final = 256
-DOT_PAIRS: Final = 8192
+# Rows of a `dot_products` call handled at once: the dense rows (rows × their distinct terms)
+# and the gathered pairs stay a few tens of MB.
+DOT_CHUNK: Final = 256
 _EMPTY: Final[Mapping[int, float]] = {}
 
 
@@ -159,58 +158,57 @@ def dot_products(
     pairs: Sequence[Sequence[int]],
 ) -> list[list[float]]:
     """`rows[i] · columns[k]` for each key k of `pairs[i]` (sparse vectors, term → weight; a
-    key missing from `columns` is an empty vector), as `cosine` gives them, in numpy: the
-    columns are flattened once, each chunk of rows becomes a dense matrix over its own terms,
-    and each pair is one gather and sum. (A Python loop over the shared terms of each pair
-    cost ~300-400 µs per article at 1M articles, with ~100 pairs each.)"""
+    key missing from `columns` is an empty vector), as `cosine` would give them, in numpy:
+    each chunk of rows becomes a dense matrix over its terms, each column an array of those
+    terms' positions and weights, and every pair one gather and sum. (A Python loop over the
+    shared terms of each pair cost ~400 µs per article at 1M articles, ~100 pairs each.)"""
+    out: list[list[float]] = []
+    for start in range(0, len(rows), DOT_CHUNK):
+        end = start + DOT_CHUNK
+        out += _dot_chunk(rows[start:end], columns, pairs[start:end])
+    return out
+
+
+def _dot_chunk(
+    rows: Sequence[Mapping[int, float]],
+    columns: Mapping[int, Mapping[int, float]],
+    pairs: Sequence[Sequence[int]],
+) -> list[list[float]]:
     counts = [len(p) for p in pairs]
     keys = list(dict.fromkeys(chain.from_iterable(pairs)))
-    if not keys:
-        return [[] for _ in pairs]
+    row_terms = np.fromiter(chain.from_iterable(r.keys() for r in rows), dtype=np.int64)
+    if not keys or not len(row_terms):
+        return [[0.0] * n for n in counts]
+    row_weights = np.fromiter(chain.from_iterable(r.values() for r in rows), dtype=np.float64)
+    # The rows, dense over their distinct terms, plus a zero column for any other term.
+    terms, row_cols = np.unique(row_terms, return_inverse=True)
+    dense = np.zeros((len(rows), len(terms) + 1))
+    dense[np.repeat(np.arange(len(rows)), [len(r) for r in rows]), row_cols] = row_weights
+    # Each column: its terms' positions in `terms` (the zero column when absent), padded.
+    vectors = [columns.get(k, _EMPTY) for k in keys]
+    lengths = np.fromiter(map(len, vectors), dtype=np.int64, count=len(vectors))
+    col_terms = np.fromiter(chain.from_iterable(v.keys() for v in vectors), dtype=np.int64)
+    col_weights = np.fromiter(chain.from_iterable(v.values() for v in vectors), dtype=np.float64)
+    at = np.minimum(np.searchsorted(terms, col_terms), len(terms) - 1)
+    positions = np.where(terms[at] == col_terms, at, len(terms))
+    width = max(int(lengths.max()), 1)
+    where = np.full((len(vectors), width), len(terms))
+    weights = np.zeros((len(vectors), width))
+    owner = np.repeat(np.arange(len(vectors)), lengths)
+    slot = np.arange(len(col_terms)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    where[owner, slot] = positions
+    weights[owner, slot] = col_weights
     index = {k: i for i, k in enumerate(keys)}
+    pair_rows = np.repeat(np.arange(len(rows)), counts)
     pair_cols = np.fromiter(
         (index[k] for k in chain.from_iterable(pairs)), dtype=np.int64, count=sum(counts)
     )
-    vectors = [columns.get(k, _EMPTY) for k in keys]
-    lengths = np.fromiter(map(len, vectors), dtype=np.int64, count=len(vectors))
-    offsets = np.cumsum(lengths) - lengths
-    col_terms = np.fromiter(chain.from_iterable(v.keys() for v in vectors), dtype=np.int64)
-    col_weights = np.fromiter(chain.from_iterable(v.values() for v in vectors), dtype=np.float64)
-    width = max(int(lengths.max()), 1)
-    dots = np.zeros(len(pair_cols))
-    first_pair = np.concatenate(([0], np.cumsum(counts)))
-    for start in range(0, len(rows), DOT_ROWS):
-        chunk = rows[start : start + DOT_ROWS]
-        p0, p1 = int(first_pair[start]), int(first_pair[min(start + DOT_ROWS, len(rows))])
-        row_terms = np.fromiter(chain.from_iterable(r.keys() for r in chunk), dtype=np.int64)
-        if p0 == p1 or not len(row_terms):
-            continue
-        row_weights = np.fromiter(chain.from_iterable(r.values() for r in chunk), dtype=np.float64)
-        # The chunk's rows, dense over their terms, plus a zero column for any other term.
-        terms, row_cols = np.unique(row_terms, return_inverse=True)
-        dense = np.zeros((len(chunk), len(terms) + 1))
-        dense[np.repeat(np.arange(len(chunk)), [len(r) for r in chunk]), row_cols] = row_weights
-        # The columns its pairs name: their terms' positions among those (or the zero
-        # column), padded to one width.
-        needed, local = np.unique(pair_cols[p0:p1], return_inverse=True)
-        sizes = lengths[needed]
-        entries = np.repeat(offsets[needed] - (np.cumsum(sizes) - sizes), sizes) + np.arange(
-            int(sizes.sum())
-        )
-        found = np.minimum(np.searchsorted(terms, col_terms[entries]), len(terms) - 1)
-        hit = terms[found] == col_terms[entries]
-        where = np.full((len(needed), width), len(terms))
-        weights = np.zeros((len(needed), width))
-        owner = np.repeat(np.arange(len(needed)), sizes)
-        slot = np.arange(len(entries)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-        where[owner, slot] = np.where(hit, found, len(terms))
-        weights[owner, slot] = col_weights[entries]
-        pair_rows = np.repeat(np.arange(len(chunk)), counts[start : start + DOT_ROWS])
-        for q in range(0, p1 - p0, DOT_PAIRS):
-            r, c = pair_rows[q : q + DOT_PAIRS], local[q : q + DOT_PAIRS]
-            dots[p0 + q : p0 + q + len(r)] = (dense[r[:, None], where[c]] * weights[c]).sum(axis=1)
-    flat = dots.tolist()
-    return [flat[int(first_pair[i]) : int(first_pair[i + 1])] for i in range(len(pairs))]
+    dots = (dense[pair_rows[:, None], where[pair_cols]] * weights[pair_cols]).sum(axis=1).tolist()
+    out, at_pair = [], 0
+    for n in counts:
+        out.append(dots[at_pair : at_pair + n])
+        at_pair += n
+    return out
 
 
 @dataclass(frozen=True, slots=True)

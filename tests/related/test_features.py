@@ -81,9 +81,9 @@ def test_dot_products_are_the_cosines_of_each_pair(
 
 def test_dot_products_span_chunks_of_rows() -> None:
     rng = random.Random(7)
-    rows = [{rng.randrange(500): rng.random() for _ in range(40)} for _ in range(F.DOT_ROWS + 30)]
+    rows = [{rng.randrange(500): rng.random() for _ in range(40)} for _ in range(F.DOT_CHUNK + 30)]
     columns = {k: {rng.randrange(500): rng.random() for _ in range(60)} for k in range(300)}
-    pairs = [rng.sample(range(300), 40) for _ in rows]  # > DOT_PAIRS in a chunk
+    pairs = [rng.sample(range(300), 20) for _ in rows]
     found = F.dot_products(rows, columns, pairs)
     expected = [[F.cosine(r, columns[k]) for k in p] for r, p in zip(rows, pairs, strict=True)]
     assert len(found) == len(expected)
