@@ -15,10 +15,9 @@ import math
 import re
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache, lru_cache
-from itertools import chain
 from typing import Final
 
 import numpy as np
@@ -29,7 +28,6 @@ __all__ = [
     "NUM_PERM",
     "TextFeatures",
     "band_keys",
-    "dot_products",
     "idf",
     "jaccard",
     "minhash",
@@ -144,71 +142,6 @@ def cosine(a: Mapping[int, float], b: Mapping[int, float]) -> float:
     if len(b) < len(a):
         a, b = b, a
     return sum(w * b.get(t, 0.0) for t, w in a.items())
-
-
-# Rows of a `dot_products` call handled at once: the dense rows (rows × their distinct terms)
-# and the gathered pairs stay a few tens of MB.
-DOT_CHUNK: Final = 256
-_EMPTY: Final[Mapping[int, float]] = {}
-
-
-def dot_products(
-    rows: Sequence[Mapping[int, float]],
-    columns: Mapping[int, Mapping[int, float]],
-    pairs: Sequence[Sequence[int]],
-) -> list[list[float]]:
-    """`rows[i] · columns[k]` for each key k of `pairs[i]` (sparse vectors, term → weight; a
-    key missing from `columns` is an empty vector), as `cosine` would give them, in numpy:
-    each chunk of rows becomes a dense matrix over its terms, each column an array of those
-    terms' positions and weights, and every pair one gather and sum. (A Python loop over the
-    shared terms of each pair cost ~400 µs per article at 1M articles, ~100 pairs each.)"""
-    out: list[list[float]] = []
-    for start in range(0, len(rows), DOT_CHUNK):
-        end = start + DOT_CHUNK
-        out += _dot_chunk(rows[start:end], columns, pairs[start:end])
-    return out
-
-
-def _dot_chunk(
-    rows: Sequence[Mapping[int, float]],
-    columns: Mapping[int, Mapping[int, float]],
-    pairs: Sequence[Sequence[int]],
-) -> list[list[float]]:
-    counts = [len(p) for p in pairs]
-    keys = list(dict.fromkeys(chain.from_iterable(pairs)))
-    row_terms = np.fromiter(chain.from_iterable(r.keys() for r in rows), dtype=np.int64)
-    if not keys or not len(row_terms):
-        return [[0.0] * n for n in counts]
-    row_weights = np.fromiter(chain.from_iterable(r.values() for r in rows), dtype=np.float64)
-    # The rows, dense over their distinct terms, plus a zero column for any other term.
-    terms, row_cols = np.unique(row_terms, return_inverse=True)
-    dense = np.zeros((len(rows), len(terms) + 1))
-    dense[np.repeat(np.arange(len(rows)), [len(r) for r in rows]), row_cols] = row_weights
-    # Each column: its terms' positions in `terms` (the zero column when absent), padded.
-    vectors = [columns.get(k, _EMPTY) for k in keys]
-    lengths = np.fromiter(map(len, vectors), dtype=np.int64, count=len(vectors))
-    col_terms = np.fromiter(chain.from_iterable(v.keys() for v in vectors), dtype=np.int64)
-    col_weights = np.fromiter(chain.from_iterable(v.values() for v in vectors), dtype=np.float64)
-    at = np.minimum(np.searchsorted(terms, col_terms), len(terms) - 1)
-    positions = np.where(terms[at] == col_terms, at, len(terms))
-    width = max(int(lengths.max()), 1)
-    where = np.full((len(vectors), width), len(terms))
-    weights = np.zeros((len(vectors), width))
-    owner = np.repeat(np.arange(len(vectors)), lengths)
-    slot = np.arange(len(col_terms)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    where[owner, slot] = positions
-    weights[owner, slot] = col_weights
-    index = {k: i for i, k in enumerate(keys)}
-    pair_rows = np.repeat(np.arange(len(rows)), counts)
-    pair_cols = np.fromiter(
-        (index[k] for k in chain.from_iterable(pairs)), dtype=np.int64, count=sum(counts)
-    )
-    dots = (dense[pair_rows[:, None], where[pair_cols]] * weights[pair_cols]).sum(axis=1).tolist()
-    out, at_pair = [], 0
-    for n in counts:
-        out.append(dots[at_pair : at_pair + n])
-        at_pair += n
-    return out
 
 
 @dataclass(frozen=True, slots=True)

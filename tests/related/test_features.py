@@ -2,18 +2,7 @@
 
 from __future__ import annotations
 
-import math
-import random
-
-import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
 from service.related import features as F
-
-_SPARSE = st.dictionaries(
-    st.integers(0, 50), st.floats(0.0, 1.0, allow_nan=False, allow_infinity=False), max_size=10
-)
 
 LEAD = (
     "The central bank of Norway raised its policy rate by a quarter point to 4.5 percent on "
@@ -60,32 +49,3 @@ def test_short_texts_have_no_signature() -> None:
     features = F.text_features("Short", None, "Too short to compare.")
     assert features.signature == b""
     assert features.bands == ()
-
-
-@given(
-    rows=st.lists(_SPARSE, max_size=8),
-    columns=st.dictionaries(st.integers(0, 30), _SPARSE, max_size=12),
-    data=st.data(),
-)
-def test_dot_products_are_the_cosines_of_each_pair(
-    rows: list[dict[int, float]], columns: dict[int, dict[int, float]], data: st.DataObject
-) -> None:
-    keys = st.integers(0, 40)  # some name no column: an empty vector
-    pairs = [data.draw(st.lists(keys, max_size=6)) for _ in rows]
-    found = F.dot_products(rows, columns, pairs)
-    assert [len(p) for p in found] == [len(p) for p in pairs]
-    for row, keys_of_row, dots in zip(rows, pairs, found, strict=True):
-        for key, dot in zip(keys_of_row, dots, strict=True):
-            assert math.isclose(dot, F.cosine(row, columns.get(key, {})), abs_tol=1e-9)
-
-
-def test_dot_products_span_chunks_of_rows() -> None:
-    rng = random.Random(7)
-    rows = [{rng.randrange(500): rng.random() for _ in range(40)} for _ in range(F.DOT_CHUNK + 30)]
-    columns = {k: {rng.randrange(500): rng.random() for _ in range(60)} for k in range(300)}
-    pairs = [rng.sample(range(300), 20) for _ in rows]
-    found = F.dot_products(rows, columns, pairs)
-    expected = [[F.cosine(r, columns[k]) for k in p] for r, p in zip(rows, pairs, strict=True)]
-    assert len(found) == len(expected)
-    for got, want in zip(found, expected, strict=True):
-        assert got == [pytest.approx(w, abs=1e-9) for w in want]
