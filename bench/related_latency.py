@@ -38,7 +38,7 @@ from service.graphql.context import make_context
 from service.graphql.schema import build_schema
 from service.ids import encode_id
 from service.related.find_related import find_related
-from service.related.lists import LIST_QUERY, LIST_SIZE, encode_items
+from service.related.lists import LIST_QUERY, list_rows
 
 PAGE: Final = Path(__file__).resolve().parents[1] / "schema" / "operations" / "article_page.graphql"
 RELATED: Final = """
@@ -62,15 +62,9 @@ async def store_sample(db: Database, ids: list[int]) -> None:
     for offset in range(0, len(ids), 100):
         chunk = ids[offset : offset + 100]
         found = await find_related(db, chunk, LIST_QUERY)
-        rows = [
-            related_lists.ListRow(
-                i, encode_items(items), [x.article_id for x in items],
-                items[-1].score if len(items) == LIST_SIZE else None,
-            )
-            for i, items in found.items()
-        ]  # fmt: skip
         async with db.transaction() as w:
-            await related_lists.store_lists(w, rows, [i for i in chunk if i not in found], None)
+            gone = [i for i in chunk if i not in found]
+            await related_lists.store_lists(w, list_rows(found), gone, None)
             await w.execute("DELETE FROM related_refresh WHERE article_id = ANY($1)", chunk)
     print(f"stored the lists of the {len(ids):,} sampled articles in "
           f"{time.perf_counter() - start:.0f} s")  # fmt: skip

@@ -46,6 +46,7 @@ __all__ = [
     "drain",
     "encode_items",
     "ingesting",
+    "list_rows",
     "note_ingest",
     "refresh_once",
     "related_stories",
@@ -145,6 +146,17 @@ async def related_stories(db: Database, parents: Sequence[int], query: RelatedQu
     return found
 
 
+def list_rows(found: dict[int, list[RelatedItem]]) -> list[related_lists.ListRow]:
+    """The rows that store these rankings as lists (`LIST_QUERY`'s, up to `LIST_SIZE` items)."""
+    return [
+        related_lists.ListRow(
+            i, encode_items(items), [x.article_id for x in items],
+            items[-1].score if len(items) == LIST_SIZE else None,
+        )
+        for i, items in found.items()
+    ]  # fmt: skip
+
+
 async def refresh_once(db: Database, limit: int = REFRESH_BATCH) -> int:
     """Re-rank the articles of up to `limit` log rows; the number of rows done (0: none left)."""
     claimed = await related_lists.claim(db, limit)
@@ -157,13 +169,7 @@ async def refresh_once(db: Database, limit: int = REFRESH_BATCH) -> int:
     async with db.transaction() as w:
         cascading = [i for i in ids if claimed.articles[i]]
         before = await related_lists.fetch_item_ids(w, cascading)
-        rows = [
-            related_lists.ListRow(
-                i, encode_items(items), [x.article_id for x in items],
-                items[-1].score if len(items) == LIST_SIZE else None,
-            )
-            for i, items in found.items()
-        ]  # fmt: skip
+        rows = list_rows(found)
         gone = [i for i in ids if i not in found]
         await related_lists.store_lists(w, rows, gone, claimed.snapshot)
         touched = set(ids)
