@@ -84,8 +84,10 @@ async def run(dsn: str, requests: int, seed: int, sample_lists: bool) -> None:
     compiled = next(op for op in COMPILED if op.stem == "article_page")
     schema = build_schema(settings)
     async with open_database(settings) as db:
+        # REPEATABLE: the same articles for the same seed (on the same database).
         ids = [r["article_id"] for r in await db.fetch(
-            "SELECT article_id FROM article_signals TABLESAMPLE SYSTEM (5) LIMIT 20000"
+            "SELECT article_id FROM article_signals TABLESAMPLE SYSTEM (5) REPEATABLE ($1)"
+            " LIMIT 20000", seed,
         )]  # fmt: skip
         rng = random.Random(seed)
         results: dict[str, list[float]] = {}
