@@ -51,7 +51,6 @@ class State(TypedDict):
     db: Database
     settings: Settings
     catalogue: LinkerCache
-    indexer: RelatedIndexer | None
 
 
 class GraphQLView(GraphQL[Context, None]):
@@ -116,7 +115,6 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
                 # of their own that `newsgraph serve` starts (service.related.worker); with
                 # NEWSGRAPH_RELATED_INDEXER=thread by every server process, in a thread of
                 # its own (its Python work stays off this event loop).
-                indexer = None
                 if settings.related_indexer == "thread" and settings.database_url:
                     indexer = RelatedIndexer(
                         settings.database_url,
@@ -151,7 +149,6 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
                     "db": db,
                     "settings": settings,
                     "catalogue": catalogue,
-                    "indexer": indexer,
                 }
         finally:
             await catalogue.close()

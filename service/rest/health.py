@@ -38,17 +38,12 @@ async def readyz(request: Request) -> JSONResponse:
             f"the schema is at {current}, the code expects {expected}; run `newsgraph migrate`"
         )
     answer: dict[str, object] = {"status": "ready", "schema": current}
-    # A backlog is information, never unreadiness: the in-process indexer's last reading, or
-    # (indexing in another process) a count, left out when it is slow.
-    indexer = getattr(request.state, "indexer", None)
-    if indexer is not None:
-        if indexer.depth is not None:
-            answer["relatedQueue"] = indexer.depth
-    else:
-        with contextlib.suppress(ServiceUnavailable, TimeoutError):
-            answer["relatedQueue"] = await asyncio.wait_for(
-                related_queue.queue_depth(db), QUEUE_TIMEOUT
-            )
+    # The related-stories backlog, wherever indexing runs (this process, the indexer process,
+    # another deployment): information, never unreadiness; left out when counting is slow.
+    with contextlib.suppress(ServiceUnavailable, TimeoutError):
+        answer["relatedQueue"] = await asyncio.wait_for(
+            related_queue.queue_depth(db), QUEUE_TIMEOUT
+        )
     return JSONResponse(answer)
 
 
