@@ -20,6 +20,7 @@ server, as soon as that server is gone, even if it was killed.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import signal
@@ -39,7 +40,7 @@ from service.metrics import Metrics
 from service.related.indexer import RelatedIndexer
 from service.related.lists import note_ingest, running_refresher
 
-__all__ = ["IndexerProcess", "run_worker"]
+__all__ = ["IndexerProcess", "observe_queue", "run_worker"]
 
 log = logging.getLogger("newsgraph.related")
 
@@ -69,16 +70,11 @@ async def run_worker(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
 
-    def on_depth(depth: int, indexed: int) -> None:
-        metrics.observe_related_queue(depth, indexed)
-        if depth:
-            note_ingest()  # a backlog: the refresher steps back until it is indexed
-
     indexer = RelatedIndexer(
         dsn,
         write_timeout_ms=settings.write_timeout_ms,
         statement_cache_size=settings.statement_cache_size,
-        on_depth=on_depth,
+        on_depth=functools.partial(observe_queue, metrics),
     )
     watch = asyncio.create_task(_watch_parent(parent_pid, stop)) if parent_pid else None
     try:
@@ -98,6 +94,14 @@ async def run_worker(
             watch.cancel()
         metrics.process_exited()
     log.info("related indexer process %d stopped (%d ids claimed)", os.getpid(), indexer.indexed)
+
+
+def observe_queue(metrics: Metrics, depth: int, indexed: int) -> None:
+    """The indexer's reading of the queue: into the metrics, and while articles wait, the
+    refresher of this process steps back (`lists.note_ingest`) until they are indexed."""
+    metrics.observe_related_queue(depth, indexed)
+    if depth:
+        note_ingest()
 
 
 async def _watch_parent(parent_pid: int, stop: asyncio.Event) -> None:

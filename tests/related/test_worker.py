@@ -16,16 +16,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import pytest_asyncio
 
 from service.config import Settings
 from service.db import related_lists
-from service.db.pool import Database, open_database
+from service.db.pool import Database
 from service.ingest.pipeline import ingest_batch
+from service.metrics import Metrics
 from service.related import lists
-from service.related.worker import IndexerProcess
+from service.related.worker import IndexerProcess, observe_queue
 from tests.factories import article_input
-from tests.feed_support import scratch_database
+from tests.feed_support import scratch_pool
 from tests.support import free_port
 
 LEAD = (
@@ -35,15 +37,10 @@ LEAD = (
 
 
 @pytest_asyncio.fixture(scope="module")
-async def worker_url(server_url: str) -> AsyncIterator[str]:
-    async with scratch_database(server_url, "indexer_process") as url:
-        yield url
-
-
-@pytest_asyncio.fixture(scope="module")
-async def wdb(worker_url: str, settings: Settings) -> AsyncIterator[Database]:
-    async with open_database(settings.with_database(worker_url)) as database:
-        yield database
+async def worker(server_url: str, settings: Settings) -> AsyncIterator[tuple[str, Database]]:
+    """A scratch database of this module's own: (its URL, a pool on it)."""
+    async with scratch_pool(server_url, "indexer_process", settings) as scratch:
+        yield scratch
 
 
 def _env(url: str, **extra: str) -> dict[str, str]:
@@ -98,8 +95,9 @@ async def _eventually(check: Callable[[], Any], within: float) -> None:
 
 
 async def test_the_indexer_process_indexes_lists_reports_and_stops_on_sigterm(
-    wdb: Database, worker_url: str, tmp_path: Path
+    worker: tuple[str, Database], tmp_path: Path
 ) -> None:
+    worker_url, wdb = worker
     ids = await _ingest(wdb, "sigterm", 3)  # queued; nothing in this process indexes
     assert not await _indexed_and_listed(wdb, ids)
     port = free_port()
@@ -133,8 +131,9 @@ async def test_the_indexer_process_indexes_lists_reports_and_stops_on_sigterm(
 
 
 def test_the_indexer_process_stops_when_the_server_that_started_it_is_killed(
-    worker_url: str, tmp_path: Path
+    worker: tuple[str, Database], tmp_path: Path
 ) -> None:
+    worker_url = worker[0]
     # A stand-in for `newsgraph serve`: a shell that starts the child with its own pid.
     log = tmp_path / "index.log"
     log.touch()
@@ -162,8 +161,10 @@ def test_the_indexer_process_stops_when_the_server_that_started_it_is_killed(
     assert "is gone; stopping" in log.read_text(), log.read_text()
 
 
-def test_a_server_starts_another_indexer_process_when_its_own_dies(worker_url: str) -> None:
-    supervisor = IndexerProcess(_env(worker_url))
+def test_a_server_starts_another_indexer_process_when_its_own_dies(
+    worker: tuple[str, Database],
+) -> None:
+    supervisor = IndexerProcess(_env(worker[0]))
     supervisor.start()
     try:
         _until(lambda: supervisor.pid is not None, within=10)
@@ -180,3 +181,19 @@ def test_a_server_starts_another_indexer_process_when_its_own_dies(worker_url: s
     assert supervisor.pid is None
     time.sleep(1.5)  # longer than the first restart delay: none is started after stop
     assert supervisor.starts == 2
+
+
+def test_the_refresher_steps_back_while_the_indexer_process_has_a_backlog(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(lists, "_last_ingest", -lists.BUSY_SECONDS)  # nothing lately
+    metrics = Metrics()
+    observe_queue(metrics, 0, 0)
+    assert not lists.ingesting()
+    assert lists.rest_after(1.0, 0.5) == pytest.approx(1.0)
+    observe_queue(metrics, 1200, 800)  # articles wait: a fifth of the share
+    assert lists.ingesting()
+    assert lists.rest_after(1.0, 0.5) == pytest.approx(9.0)
+    exposed = metrics.exposition().decode()
+    assert "newsgraph_related_queue_depth 1200.0" in exposed
+    assert "newsgraph_related_indexed_total 800.0" in exposed
