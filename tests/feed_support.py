@@ -11,7 +11,9 @@ import contextlib
 import os
 from collections.abc import AsyncIterator
 
+from service.config import Settings
 from service.db.migrate import upgrade
+from service.db.pool import Database, open_database
 from tests.support import create_database, drop_database
 
 
@@ -25,3 +27,15 @@ async def scratch_database(server_url: str, label: str) -> AsyncIterator[str]:
         yield url
     finally:
         await drop_database(server_url, name)
+
+
+@contextlib.asynccontextmanager
+async def scratch_pool(
+    server_url: str, label: str, settings: Settings
+) -> AsyncIterator[tuple[str, Database]]:
+    """`scratch_database`, and a pool on it: (its URL, the Database)."""
+    async with (
+        scratch_database(server_url, label) as url,
+        open_database(settings.with_database(url)) as database,
+    ):
+        yield url, database

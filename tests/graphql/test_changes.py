@@ -10,13 +10,13 @@ import pytest_asyncio
 
 from service.auth import LOCAL, Principal, acting_as
 from service.config import Settings
-from service.db.pool import Database, open_database
+from service.db.pool import Database
 from service.ids import encode_id
 from service.ingest.pipeline import ingest_batch
 from tests.access_support import make_key
 from tests.conftest import GraphQLRunner
 from tests.factories import article_input
-from tests.feed_support import scratch_database
+from tests.feed_support import scratch_pool
 
 CHANGES = """
 query($first: Int, $after: String, $since: DateTime) {
@@ -42,10 +42,7 @@ mutation($a: [ArticleInput!]!) { ingestArticles(articles: $a) { status errors { 
 
 @pytest_asyncio.fixture(scope="module")
 async def cdb(server_url: str, settings: Settings) -> AsyncIterator[Database]:
-    async with (
-        scratch_database(server_url, "gql_changes") as url,
-        open_database(settings.with_database(url)) as database,
-    ):
+    async with scratch_pool(server_url, "gql_changes", settings) as (_, database):
         yield database
 
 

@@ -10,12 +10,12 @@ import pytest_asyncio
 from service.config import Settings
 from service.db.catalogue import fetch_surfaces
 from service.db.counters import fold_counts
-from service.db.pool import Database, open_database
+from service.db.pool import Database
 from service.db.writes import live_entities, merge_entities
 from service.ingest.catalogue import build_linker
 from service.ingest.pipeline import ingest_batch, load_catalogue
 from tests.factories import article_input
-from tests.feed_support import scratch_database
+from tests.feed_support import scratch_pool
 
 
 async def test_reingest_is_unchanged_and_an_edit_updates_without_duplicating(
@@ -217,10 +217,7 @@ async def test_a_merge_moves_links_and_leaves_none_to_the_merged_entity(
 @pytest_asyncio.fixture(scope="module")
 async def pool_db(server_url: str, settings: Settings) -> AsyncIterator[Database]:
     """A pool on a scratch database: transactions of several connections, committed."""
-    async with (
-        scratch_database(server_url, "merges") as url,
-        open_database(settings.with_database(url)) as database,
-    ):
+    async with scratch_pool(server_url, "merges", settings) as (_, database):
         yield database
 
 

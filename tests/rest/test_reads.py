@@ -11,13 +11,13 @@ import pytest_asyncio
 
 from service.auth import LOCAL, acting_as
 from service.config import Settings
-from service.db.pool import Database, open_database, track_statements
+from service.db.pool import Database, track_statements
 from service.ids import encode_id
 from service.ingest.pipeline import ingest_batch
 from service.rest.reads_openapi import OPENAPI_PATHS
 from tests.conftest import GraphQLRunner
 from tests.factories import article_input
-from tests.feed_support import scratch_database
+from tests.feed_support import scratch_pool
 from tests.support import app_client
 
 GRAPHQL_ARTICLE = """
@@ -215,10 +215,7 @@ def test_every_read_route_is_in_the_openapi_document() -> None:
 
 @pytest_asyncio.fixture(scope="module")
 async def scratch_db(server_url: str, settings: Settings) -> AsyncIterator[Database]:
-    async with (
-        scratch_database(server_url, "rest_reads") as url,
-        open_database(settings.with_database(url)) as database,
-    ):
+    async with scratch_pool(server_url, "rest_reads", settings) as (_, database):
         yield database
 
 
