@@ -14,6 +14,8 @@ import argparse
 import asyncio
 import time
 
+import asyncpg
+
 from service.config import Settings
 from service.db.pool import open_database
 from service.related.clustering import WrittenArticle, index_articles
@@ -32,7 +34,7 @@ ORDER BY a.published_at, a.id
 """
 
 
-async def backfill(dsn: str, limit: int, batch: int) -> None:
+async def backfill(dsn: str, limit: int, batch: int, clear_refresh_log: bool) -> None:
     # The id list of a whole database takes longer than a request may.
     settings = Settings.from_environ(
         {"DATABASE_URL": dsn, "NEWSGRAPH_DATA_DIR": "/nonexistent",
@@ -72,6 +74,26 @@ async def backfill(dsn: str, limit: int, batch: int) -> None:
             f"done: {len(ids):,} articles in {spent:.0f} s, "
             f"{spent / max(len(ids), 1) * 1e6:.0f} µs/article"
         )
+        if clear_refresh_log:
+            # For benches that must not spend their run on the refresher's backlog (the lists
+            # stay unstored: related_latency.py --store-sample stores those it asks for).
+            async with db.transaction() as w:
+                cleared = await w.execute("DELETE FROM related_refresh")
+            print(f"related-lists refresh log cleared ({cleared})")
+    # Fresh tables: the planner walks the postings index in order only with statistics.
+    await asyncio.to_thread(_analyze, dsn)
+    print("VACUUM ANALYZE done")
+
+
+def _analyze(dsn: str) -> None:
+    async def run() -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute("VACUUM ANALYZE")
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
 
 
 def main() -> None:
@@ -79,8 +101,13 @@ def main() -> None:
     parser.add_argument("--dsn", required=True)
     parser.add_argument("--limit", type=int, default=10**9)
     parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument(
+        "--clear-refresh-log",
+        action="store_true",
+        help="empty the related-lists refresh log afterwards (lists then stay unstored)",
+    )
     args = parser.parse_args()
-    asyncio.run(backfill(args.dsn, args.limit, args.batch))
+    asyncio.run(backfill(args.dsn, args.limit, args.batch, args.clear_refresh_log))
 
 
 if __name__ == "__main__":
