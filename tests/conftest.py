@@ -69,10 +69,14 @@ async def database_url(server_url: str) -> AsyncIterator[str]:
 def settings(database_url: str) -> Settings:
     # No background indexer, related-lists refresher or counter folder in apps under test:
     # tests drain the queue and the log and fold the counters themselves, so what they read
-    # does not depend on timing.
+    # does not depend on timing. A read may take 30 s instead of the default 5: a shared CI
+    # machine stalls now and then (for instance in the immediate checkpoint that each scratch
+    # database's DROP DATABASE forces), and a trivial read once hit the 5 s timeout there.
+    # The tests of the timeout itself set their own.
     return Settings.from_environ(
         {
             "DATABASE_URL": database_url,
+            "NEWSGRAPH_STATEMENT_TIMEOUT_MS": "30000",
             "NEWSGRAPH_DATA_DIR": "/nonexistent",
             "NEWSGRAPH_RELATED_INDEXER": "false",
             "NEWSGRAPH_RELATED_REFRESH_PERCENT": "0",
