@@ -37,9 +37,11 @@ __all__ = [
     "vector",
 ]
 
-# Only the start of a body is read: the lead carries the story, and a bounded prefix keeps the
-# cost per article flat however long the text is.
-TERM_PREFIX: Final = 2000
+# Only the start of a body is read: a bounded prefix keeps the cost per article flat however
+# long the text is. The lead carries the story, but what tells two events of one kind apart
+# often follows it: 4,000 characters instead of 2,000 took ECB+ R-precision from 0.909 to
+# 0.915 (bench/relevance.py; every prefix from 3,000 up did better than 2,000).
+TERM_PREFIX: Final = 4000
 SHINGLE_PREFIX: Final = 800
 SHINGLE_WORDS: Final = 4
 NUM_PERM: Final = 64
