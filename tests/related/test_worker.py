@@ -1,6 +1,6 @@
 """The indexer process (`newsgraph index`, service.related.worker): real processes, a real
-database of their own. It indexes what ingest queued and stores the lists, serves its metrics,
-stops on SIGTERM, stops by itself when the server that started it is killed, and a server
+database of their own. It indexes what ingest queued and stores the lists with three
+connections at most whatever the pool settings, serves its metrics, stops on SIGTERM, stops by itself when the server that started it is killed, and a server
 starts another when it dies."""
 
 from __future__ import annotations
@@ -102,14 +102,23 @@ async def test_the_indexer_process_indexes_lists_reports_and_stops_on_sigterm(
     assert not await _indexed_and_listed(wdb, ids)
     port = free_port()
     log = tmp_path / "index.log"
+    started = await wdb.fetchval("SELECT now()")
+    # Pool sizes meant for servers: the process keeps to its own three connections.
+    sizes = {"NEWSGRAPH_POOL_MIN_SIZE": "8", "NEWSGRAPH_POOL_MAX_SIZE": "8"}
     with log.open("wb") as out:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "service.cli", "index", "--metrics-port", str(port),
-            env=_env(worker_url), stdout=out, stderr=subprocess.STDOUT,
+            env=_env(worker_url, **sizes), stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
         # Indexed by the indexer thread, then the lists stored by the refresher.
         await _eventually(lambda: _indexed_and_listed(wdb, ids), within=30)
+        held = await wdb.fetchval(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND backend_start > $1 AND pid <> pg_backend_pid()",
+            started,
+        )
+        assert 1 <= held <= 3, held
 
         async def reported() -> bool:
             async with httpx.AsyncClient(timeout=2) as http:
