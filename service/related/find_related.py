@@ -35,12 +35,20 @@ from typing import Final
 
 import numpy as np
 from numpy.typing import NDArray
+from threadpoolctl import threadpool_limits
 
 from service.db import stories
 from service.db.pool import Database
 from service.related.clustering import STORY_SIMILARITY
 
 __all__ = ["Idf", "RelatedItem", "RelatedQuery", "find_related", "rank"]
+
+# One BLAS thread in every process that ranks: its requests already run side by side on few
+# cores, and for products this small (80 × ~600 terms) OpenBLAS's threads only wait for each
+# other. The pairwise cosines took ~0.25 ms by BLAS on one thread against ~1.4 ms by einsum
+# and ~3.5 ms by BLAS on two threads with the other core busy (by hand, on matrices captured
+# from bench/relevance_lab.py's candidates).
+threadpool_limits(limits=1, user_api="blas")
 
 # The parent's heaviest terms whose postings are read. Each article posts only its 16 heaviest
 # (`clustering.POSTING_TERMS`), and coverage of one event in other words often shares none of
@@ -182,8 +190,7 @@ def _pairwise(vectors: _Vectors) -> NDArray[np.float64]:
     index = np.cumsum(counts > 1) - 1
     matrix = np.zeros((vectors.count, int((counts > 1).sum())))
     matrix[vectors.rows[shared], index[inverse[shared]]] = vectors.weights[shared]
-    # einsum, not BLAS: for matrices this small BLAS threads only contend with each other.
-    similarity: NDArray[np.float64] = np.einsum("ik,jk->ij", matrix, matrix)
+    similarity: NDArray[np.float64] = matrix @ matrix.T  # BLAS, on one thread (above)
     np.fill_diagonal(similarity, 1.0)
     return similarity
 
