@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_info
 
 from service.db.stories import Candidate, ParentSignals
 from service.related import features as F
@@ -152,3 +153,11 @@ def test_a_follow_up_days_later_counts_more_than_an_unknown_date() -> None:
     assert R._time_factor(parent, months) < R.UNKNOWN_TIME
     factors = R._time_factors([parent, later, undated])
     assert math.isclose(factors[0, 1], R._time_factor(parent, later))
+
+
+def test_a_process_that_ranks_multiplies_on_one_blas_thread() -> None:
+    # Importing the ranking limits BLAS: requests already run side by side, and for matrices
+    # this small BLAS threads only wait for each other (see find_related).
+    blas = [lib for lib in threadpool_info() if lib["user_api"] == "blas"]
+    assert blas, "numpy's BLAS is loaded"
+    assert {lib["num_threads"] for lib in blas} == {1}
