@@ -1,6 +1,7 @@
-"""Ranking weighs stored term frequencies with the IDF of now (migration 0010), so the
-first articles of a database are not ranked with the skewed IDF of a small corpus forever;
-rows indexed before the migration (no `tfs`) keep their stored weights."""
+"""Ranking weighs stored term frequencies with the IDF of now (migration 0010; frequencies
+read at most R.DF_CACHE_SECONDS before), so the first articles of a database are not ranked
+with the skewed IDF of a small corpus forever; rows indexed before the migration (no `tfs`)
+keep their stored weights."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import math
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
+
+import pytest
 
 from service.db import stories
 from service.db.pool import Database
@@ -59,7 +62,9 @@ async def _order(db: Database, parent: int) -> list[int]:
     return [i.article_id for i in found[parent]]
 
 
-async def test_ranking_uses_the_idf_of_now(write_db: Database) -> None:
+async def test_ranking_uses_the_idf_of_now(
+    write_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
     parent, river, town = await _ingest(
         write_db, [_item(i, t, b, WHEN) for i, (t, b) in enumerate((PARENT, BY_RIVER, BY_TOWN))]
     )
@@ -80,6 +85,10 @@ async def test_ranking_uses_the_idf_of_now(write_db: Database) -> None:
             for i in range(40)
         ],
     )
+    # The frequencies read a moment ago are kept for a while (R.DF_CACHE_SECONDS)...
+    assert (await _order(write_db, parent))[:2] == [river, town]
+    # ...and read anew once they are older.
+    monkeypatch.setattr(R, "DF_CACHE_SECONDS", 0.0)
     assert (await _order(write_db, parent))[:2] == [town, river]
 
     # Rows indexed before migration 0010 (no tfs) keep the weights of when they were indexed.
