@@ -2,7 +2,8 @@
 
 Score of a candidate (0..1, higher is closer), from the best 80 candidates by TF-IDF cosine
 × time, each scored with the others as context (pairwise cosines in numpy). Vectors are the
-stored terms' frequencies weighed by the IDF of now (one more statement for all parents):
+stored terms' frequencies weighed by the IDF of now, give or take a minute (one more statement
+for all parents, for the terms whose frequencies were not read in the last DF_CACHE_SECONDS):
 weights fixed at indexing would keep the skewed IDF the first articles of a database saw.
 - text: TF-IDF cosine of the two articles after one step of pseudo-relevance feedback (the
   article's vector plus its three closest candidates', Rocchio style): coverage of one event
@@ -43,13 +44,7 @@ from service.db import stories
 from service.db.pool import Database
 from service.related.clustering import STORY_SIMILARITY
 
-__all__ = [
-    "Idf",
-    "RelatedItem",
-    "RelatedQuery",
-    "find_related",
-    "rank",
-]
+__all__ = ["Idf", "RelatedItem", "RelatedQuery", "find_related", "rank"]
 
 # One BLAS thread in every process that ranks: its requests already run side by side on few
 # cores, and for products this small (80 × ~600 terms) OpenBLAS's threads only wait for each
