@@ -1,8 +1,13 @@
-"""Text features: stable term ids, TF-IDF vectors, MinHash signatures and LSH band keys."""
+"""Text features: stable term ids, TF-IDF vectors, MinHash signatures and LSH band keys; and
+how much of a stored body the indexer reads for them."""
 
 from __future__ import annotations
 
+from service.db.pool import Database
+from service.ingest.pipeline import ingest_batch
 from service.related import features as F
+from service.related.indexer import drain
+from tests.factories import article_input
 
 LEAD = (
     "The central bank of Norway raised its policy rate by a quarter point to 4.5 percent on "
@@ -49,3 +54,20 @@ def test_short_texts_have_no_signature() -> None:
     features = F.text_features("Short", None, "Too short to compare.")
     assert features.signature == b""
     assert features.bands == ()
+
+
+async def test_the_indexer_reads_the_first_4000_characters_of_a_body(write_db: Database) -> None:
+    # Function words only (no terms) around two names: one 3,000 characters in, where the
+    # details that tell two events apart often are, one past the prefix.
+    filler = "and the of " * 300  # 3,300 characters
+    body = f"{filler}Zorblatt {filler}Quixotl"
+    assert 2000 < body.index("Zorblatt") < 4000 < body.index("Quixotl")
+    items = [article_input(url="https://prefix.example/a", title="Harbour news", body=body)]
+    [result] = await ingest_batch(write_db, items)
+    assert result.article_id is not None
+    await drain(write_db)
+    terms = await write_db.fetchval(
+        "SELECT terms FROM article_signals WHERE article_id = $1", result.article_id
+    )
+    assert F._term_id("zorblatt") in terms
+    assert F._term_id("quixotl") not in terms
