@@ -3,6 +3,7 @@
     python bench/relevance.py --keep --ids-out IDS.json
     python bench/relevance_lab.py --ids IDS.json [--all]   # --all: every article a candidate
     python bench/relevance_lab.py --cost                   # find_related's CPU per list
+    python bench/relevance_lab.py --features-cost          # text features' CPU per article
 
 Fetches every article's candidates once with the service's own statement, ranks them with
 `find_related.rank` and prints relevance.py's figures per data set, with the ranking's CPU per
@@ -19,6 +20,7 @@ from collections import defaultdict
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import orjson
@@ -27,6 +29,7 @@ from relevance import DATA, SCRATCH, scores
 from service.config import Settings
 from service.db import stories
 from service.db.pool import Database, open_database
+from service.related import features
 from service.related import find_related as fr
 
 WINDOW_DAYS = 7300  # relevance.py's
@@ -101,13 +104,34 @@ async def cost(server: str, window_days: int, batch: int) -> None:
         )
 
 
+def features_cost(rows: list[dict[str, Any]]) -> None:
+    """CPU of `text_features` per dev article, reading 2,000 characters of a body (the
+    prefix before this one) and the current `features.TERM_PREFIX`, alternately."""
+    spent: dict[int, list[float]] = defaultdict(list)
+    for _ in range(3):
+        for prefix in (2000, features.TERM_PREFIX):
+            features._term.cache_clear()
+            with mock.patch.object(features, "TERM_PREFIX", prefix):
+                start = time.process_time()
+                for row in rows:
+                    features.text_features(row["title"], None, row.get("text"))
+                spent[prefix].append((time.process_time() - start) / len(rows) * 1e6)
+    for prefix, values in spent.items():
+        low, high = min(values), max(values)
+        print(f"text_features, {prefix:,} characters of a body: {low:.0f}-{high:.0f} µs/article")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--server", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--ids", type=Path, help="relevance.py --ids-out file")
     parser.add_argument("--all", action="store_true", help="every article is a candidate")
     parser.add_argument("--cost", action="store_true", help="measure find_related's CPU per list")
+    parser.add_argument("--features-cost", action="store_true", help="text features' CPU")
     args = parser.parse_args()
+    if args.features_cost:
+        features_cost([orjson.loads(line) for line in DATA.read_bytes().splitlines() if line])
+        return
     if args.cost:
         for window in (30, WINDOW_DAYS):
             asyncio.run(cost(args.server, window, 2))

@@ -48,9 +48,8 @@ __all__ = ["Idf", "RelatedItem", "RelatedQuery", "find_related", "rank"]
 
 # One BLAS thread in every process that ranks: its requests already run side by side on few
 # cores, and for products this small (80 × ~600 terms) OpenBLAS's threads only wait for each
-# other. The pairwise cosines took ~0.25 ms by BLAS on one thread against ~1.4 ms by einsum
-# and ~3.5 ms by BLAS on two threads with the other core busy (by hand, on matrices captured
-# from bench/relevance_lab.py's candidates).
+# other. With BLAS on one thread instead of einsum, ranking alone took 1.64-1.70 instead of
+# 2.03-2.08 ms of CPU per list (bench/relevance_lab.py, "ranking alone").
 threadpool_limits(limits=1, user_api="blas")
 
 # The parent's heaviest terms whose postings are read. Each article posts only its 16 heaviest
@@ -146,8 +145,9 @@ class Idf:
 
 
 # Document frequencies read for a ranking are kept this long per database, so that rankings
-# soon after need no statement for the terms they share (at 1M articles, reading ~860 terms'
-# frequencies took ~3.7 ms, more than the ranking itself). The IDF used is then at most this
+# soon after need no statement for the terms they share (at 1M articles, reading ~990 terms'
+# frequencies took 4.4-4.8 ms at p50, more than the ranking itself; kept, 0.4 ms:
+# bench/related_steps.py). The IDF used is then at most this
 # old; a term's frequency moves little in a minute except when a story breaks, and then its
 # IDF is briefly too high, which favours the breaking story's coverage, not another's.
 DF_CACHE_SECONDS: Final = 60.0
