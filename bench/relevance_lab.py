@@ -2,6 +2,8 @@
 
     python bench/relevance.py --keep --ids-out IDS.json
     python bench/relevance_lab.py --ids IDS.json [--all]   # --all: every article a candidate
+    python bench/relevance_lab.py --ids IDS.json --errors  # and ECB+'s errors by kind
+    python bench/relevance_lab.py --ids IDS.json --grid    # 27 weightings of the context
     python bench/relevance_lab.py --cost                   # find_related's CPU per list
     python bench/relevance_lab.py --features-cost          # text features' CPU per article
 
@@ -15,8 +17,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import itertools
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -128,6 +132,8 @@ def main() -> None:
     parser.add_argument("--all", action="store_true", help="every article is a candidate")
     parser.add_argument("--cost", action="store_true", help="measure find_related's CPU per list")
     parser.add_argument("--features-cost", action="store_true", help="text features' CPU")
+    parser.add_argument("--grid", action="store_true", help="27 weightings of the context")
+    parser.add_argument("--errors", action="store_true", help="ECB+ errors by kind")
     args = parser.parse_args()
     if args.features_cost:
         features_cost([orjson.loads(line) for line in DATA.read_bytes().splitlines() if line])
@@ -140,7 +146,40 @@ def main() -> None:
         parser.error("--ids is required (relevance.py --keep --ids-out FILE)")
     rows = [orjson.loads(line) for line in DATA.read_bytes().splitlines() if line.strip()]
     ids: dict[str, int] = orjson.loads(args.ids.read_bytes())
-    signals, by_parent, idf = asyncio.run(load(args.server, sorted(set(ids.values())), args.all))
+    loaded = asyncio.run(load(args.server, sorted(set(ids.values())), args.all))
+    if args.grid:
+        for weights in itertools.product((0.4, 0.6, 0.8), (0.2, 0.4, 0.6), (0.5, 0.7, 0.9)):
+            patched = zip(("NEIGHBOUR_WEIGHT", "ROW_WEIGHT", "FEEDBACK"), weights, strict=True)
+            with contextlib.ExitStack() as stack:
+                for name, value in patched:
+                    stack.enter_context(mock.patch.object(fr, name, value))
+                ranked, _ = _rank_all(rows, ids, *loaded)
+            figures = scores(rows, ranked)
+            e, u, b = (figures[d] for d in ("ecbplus", "uci_news_aggregator", "basil"))
+            print(
+                "neighbours {} rows {} feedback {}: ecbplus {:.3f} / {:.3f}, HN@5 {:.3f}; "
+                "uci {:.3f}; basil {:.3f}".format(
+                    *weights, e["P@1"], e["R-prec"], e["HN@5"], u["R-prec"], b["R-prec"]
+                )
+            )
+        return
+    ranked, spent = _rank_all(rows, ids, *loaded)
+    for dataset, m in scores(rows, ranked).items():
+        hn = f", HN@5 {m['HN@5']:.3f}" if "HN@5" in m else ""
+        print(f"{dataset:22} {m['P@1']:.3f} / {m['R-prec']:.3f} / {m['AP@R']:.3f}{hn}")
+    print(f"ranking alone: {spent * 1000:.2f} ms CPU per list")
+    if args.errors:
+        _errors(rows, ranked)
+
+
+def _rank_all(
+    rows: list[dict[str, Any]],
+    ids: dict[str, int],
+    signals: dict[int, stories.ParentSignals],
+    by_parent: dict[int, list[stories.Candidate]],
+    idf: fr.Idf,
+) -> tuple[dict[str, list[str]], float]:
+    """Every row's ranked row ids, and the ranking's CPU seconds per list."""
     by_article: dict[int, list[str]] = defaultdict(list)
     for row_id, article_id in ids.items():
         by_article[article_id].append(row_id)
@@ -154,11 +193,26 @@ def main() -> None:
             items = fr.rank(signals[p], by_parent.get(p, []), query, idf)
             lists[p] = [i.article_id for i in items]
         ranked[row["id"]] = [r for a in lists[p] for r in by_article[a] if r != row["id"]]
-    spent = time.process_time() - start
-    for dataset, m in scores(rows, ranked).items():
-        hn = f", HN@5 {m['HN@5']:.3f}" if "HN@5" in m else ""
-        print(f"{dataset:22} {m['P@1']:.3f} / {m['R-prec']:.3f} / {m['AP@R']:.3f}{hn}")
-    print(f"ranking alone: {spent / max(len(lists), 1) * 1000:.2f} ms CPU per list")
+    return ranked, (time.process_time() - start) / max(len(lists), 1)
+
+
+def _errors(rows: list[dict[str, Any]], ranked: dict[str, list[str]]) -> None:
+    """ECB+: what the wrong items of each top R are, and the cluster mates not listed."""
+    by_id = {r["id"]: r for r in rows}
+    ecb = [r for r in rows if r["dataset"] == "ecbplus"]
+    members: dict[str, set[str]] = defaultdict(set)
+    for r in ecb:
+        members[r["cluster_id"]].add(r["id"])
+    kinds: Counter[str] = Counter()
+    for r in ecb:
+        mates = members[r["cluster_id"]] - {r["id"]}
+        for other in ranked[r["id"]][: min(len(mates), 50)]:
+            o = by_id[other]
+            if o["cluster_id"] != r["cluster_id"]:
+                same_topic = o.get("topic_id") == r["topic_id"]
+                kinds["same topic, other event" if same_topic else "other topic"] += 1
+        kinds["cluster mates not in the top 50"] += len(mates - set(ranked[r["id"]]))
+    print("ecbplus, wrong items in the top R and mates missed:", dict(kinds))
 
 
 if __name__ == "__main__":
