@@ -17,7 +17,6 @@ import asyncio
 import statistics
 import time
 from collections import defaultdict
-from datetime import timedelta
 from itertools import chain
 
 import numpy as np
@@ -45,11 +44,7 @@ async def run(dsn: str, articles: int, seed: int) -> None:
         for rnd in range(2):  # the first round warms the page cache and the statement cache
             for article in ids:
                 t0 = time.perf_counter()
-                signals, candidates = await stories.fetch_candidates(
-                    db, [article], window=timedelta(days=WINDOW_DAYS),
-                    terms=fr.CANDIDATE_TERMS, per_list=fr.PER_LIST, entities=fr.PARENT_ENTITIES,
-                    by_terms=fr.BY_TERMS, per_entity=fr.PER_ENTITY, deep_terms=fr.DEEP_TERMS,
-                )  # fmt: skip
+                signals, candidates = await fr.fetch_candidates(db, [article], WINDOW_DAYS)
                 t1 = time.perf_counter()
                 members: list[stories.ParentSignals | stories.Candidate] = [
                     *signals.values(), *candidates,

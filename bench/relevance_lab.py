@@ -21,7 +21,6 @@ import contextlib
 import itertools
 import time
 from collections import Counter, defaultdict
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -72,11 +71,7 @@ async def load(
         signals: dict[int, stories.ParentSignals] = {}
         candidates: list[stories.Candidate] = []
         for offset in range(0, len(parents), 200):
-            s, c = await stories.fetch_candidates(
-                db, parents[offset : offset + 200], window=timedelta(days=WINDOW_DAYS),
-                terms=fr.CANDIDATE_TERMS, per_list=fr.PER_LIST, entities=fr.PARENT_ENTITIES,
-                by_terms=fr.BY_TERMS, per_entity=fr.PER_ENTITY, deep_terms=fr.DEEP_TERMS,
-            )  # fmt: skip
+            s, c = await fr.fetch_candidates(db, parents[offset : offset + 200], WINDOW_DAYS)
             signals.update(s)
             candidates.extend(c)
         idf = await _idf(db, [*signals.values(), *candidates])

@@ -44,7 +44,7 @@ from service.db import stories
 from service.db.pool import Database
 from service.related.clustering import STORY_SIMILARITY
 
-__all__ = ["Idf", "RelatedItem", "RelatedQuery", "find_related", "rank"]
+__all__ = ["Idf", "RelatedItem", "RelatedQuery", "fetch_candidates", "find_related", "rank"]
 
 # One BLAS thread in every process that ranks: its requests already run side by side on few
 # cores, and for products this small (80 × ~600 terms) OpenBLAS's threads only wait for each
@@ -419,17 +419,24 @@ def _diversify(items: list[RelatedItem]) -> list[RelatedItem]:
     return result
 
 
+async def fetch_candidates(
+    db: Database, parents: Sequence[int], window_days: int
+) -> tuple[dict[int, stories.ParentSignals], list[stories.Candidate]]:
+    """The parents' signals and their candidates, bounded as the constants above say."""
+    return await stories.fetch_candidates(
+        db, list(parents), window=timedelta(days=window_days),
+        terms=CANDIDATE_TERMS, per_list=PER_LIST, entities=PARENT_ENTITIES, by_terms=BY_TERMS,
+        per_entity=PER_ENTITY, deep_terms=DEEP_TERMS,
+    )  # fmt: skip
+
+
 async def find_related(
     db: Database, parents: Sequence[int], query: RelatedQuery
 ) -> dict[int, list[RelatedItem]]:
     """Related items of each parent article (two statements at most, however many parents:
     signals with candidates, then the document frequencies of their terms not read in the
     last DF_CACHE_SECONDS)."""
-    signals, candidates = await stories.fetch_candidates(
-        db, list(parents), window=timedelta(days=query.window_days),
-        terms=CANDIDATE_TERMS, per_list=PER_LIST, entities=PARENT_ENTITIES, by_terms=BY_TERMS,
-        per_entity=PER_ENTITY, deep_terms=DEEP_TERMS,
-    )  # fmt: skip
+    signals, candidates = await fetch_candidates(db, parents, query.window_days)
     if not signals:
         return {}
     by_parent: dict[int, list[stories.Candidate]] = {}

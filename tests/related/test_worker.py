@@ -1,7 +1,8 @@
 """The indexer process (`newsgraph index`, service.related.worker): real processes, a real
 database of their own. It indexes what ingest queued and stores the lists with three
-connections at most whatever the pool settings, serves its metrics, stops on SIGTERM, stops by itself when the server that started it is killed, and a server
-starts another when it dies."""
+connections at most whatever the pool settings, serves its metrics, stops on SIGTERM, stops
+by itself when the server that started it is killed, and a server starts another when it
+dies."""
 
 from __future__ import annotations
 
