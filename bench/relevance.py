@@ -23,6 +23,7 @@ import statistics
 import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -52,6 +53,16 @@ query($id: ID!, $first: Int!, $window: Int!, $same: Boolean!) {
     }
   }
 }"""
+
+
+def window_days(rows: Sequence[dict[str, Any]]) -> int:
+    """A `windowDays` that holds every pair of the data. Rows without a date are dated at
+    ingest, today, so the window runs from the data's earliest date to today: a fixed 7,300
+    days (20 years) stopped covering ECB+'s 2005 rows in 2025 and dropped 76 of its 5,850
+    same-cluster pairs from the candidates (R-precision 0.915 without them, 0.923 with)."""
+    dates = [datetime.fromisoformat(r["published_at"]) for r in rows if r.get("published_at")]
+    earliest = min((d if d.tzinfo else d.replace(tzinfo=UTC) for d in dates), default=None)
+    return (datetime.now(UTC) - (earliest or datetime.now(UTC))).days + 2
 
 
 def article_input(row: dict[str, Any]) -> dict[str, Any]:
@@ -210,7 +221,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--server", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--data", type=Path, default=DATA)
-    parser.add_argument("--window-days", type=int, default=7300, help="wider than the data")
+    parser.add_argument(
+        "--window-days", type=int, help="default: from the data's earliest date to today"
+    )
     parser.add_argument("--batch", type=int, default=250)
     parser.add_argument("--same-source", action="store_true", help="includeSameSource: true")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
@@ -222,6 +235,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     rows = [orjson.loads(line) for line in args.data.read_bytes().splitlines() if line.strip()]
+    args.window_days = args.window_days or window_days(rows)
     ranked, figures = asyncio.run(service_ranking(args.server, rows, args))
     ours = scores(rows, ranked)
     base = scores(rows, baseline(rows))

@@ -27,15 +27,13 @@ from unittest import mock
 
 import numpy as np
 import orjson
-from relevance import DATA, SCRATCH, scores
+from relevance import DATA, SCRATCH, scores, window_days
 
 from service.config import Settings
 from service.db import stories
 from service.db.pool import Database, open_database
 from service.related import features
 from service.related import find_related as fr
-
-WINDOW_DAYS = 7300  # relevance.py's
 
 
 def _settings(server: str) -> Settings:
@@ -65,13 +63,13 @@ def _as_candidate(parent: int, article_id: int, s: stories.ParentSignals) -> sto
 
 
 async def load(
-    server: str, parents: list[int], everything: bool
+    server: str, parents: list[int], everything: bool, window: int
 ) -> tuple[dict[int, stories.ParentSignals], dict[int, list[stories.Candidate]], fr.Idf]:
     async with open_database(_settings(server)) as db:
         signals: dict[int, stories.ParentSignals] = {}
         candidates: list[stories.Candidate] = []
         for offset in range(0, len(parents), 200):
-            s, c = await fr.fetch_candidates(db, parents[offset : offset + 200], WINDOW_DAYS)
+            s, c = await fr.fetch_candidates(db, parents[offset : offset + 200], window)
             signals.update(s)
             candidates.extend(c)
         idf = await _idf(db, [*signals.values(), *candidates])
@@ -85,12 +83,12 @@ async def load(
     return signals, dict(by_parent), idf
 
 
-async def cost(server: str, window_days: int, batch: int) -> None:
+async def cost(server: str, days: int, batch: int) -> None:
     """CPU of this process per list ranked online (statements, row decoding, ranking)."""
     async with open_database(_settings(server)) as db:
         rows = await db.fetch("SELECT article_id FROM article_signals")
         parents = [r["article_id"] for r in rows]
-        query = fr.RelatedQuery(first=20, window_days=window_days)
+        query = fr.RelatedQuery(first=20, window_days=days)
         for _ in range(2):  # the first round warms the statement cache and the page cache
             cpu, wall = time.process_time(), time.perf_counter()
             for offset in range(0, len(parents), batch):
@@ -98,7 +96,7 @@ async def cost(server: str, window_days: int, batch: int) -> None:
             spent, elapsed = time.process_time() - cpu, time.perf_counter() - wall
         per = 1000 / len(parents)
         print(
-            f"find_related, windowDays {window_days}, {batch} per call: "
+            f"find_related, windowDays {days}, {batch} per call: "
             f"{spent * per:.2f} ms CPU, {elapsed * per:.2f} ms wall per list"
         )
 
@@ -130,25 +128,26 @@ def main() -> None:
     parser.add_argument("--grid", action="store_true", help="27 weightings of the context")
     parser.add_argument("--errors", action="store_true", help="ECB+ errors by kind")
     args = parser.parse_args()
+    rows = [orjson.loads(line) for line in DATA.read_bytes().splitlines() if line.strip()]
+    window = window_days(rows)  # relevance.py's
     if args.features_cost:
-        features_cost([orjson.loads(line) for line in DATA.read_bytes().splitlines() if line])
+        features_cost(rows)
         return
     if args.cost:
-        for window in (30, WINDOW_DAYS):
-            asyncio.run(cost(args.server, window, 2))
+        for days in (30, window):
+            asyncio.run(cost(args.server, days, 2))
         return
     if args.ids is None:
         parser.error("--ids is required (relevance.py --keep --ids-out FILE)")
-    rows = [orjson.loads(line) for line in DATA.read_bytes().splitlines() if line.strip()]
     ids: dict[str, int] = orjson.loads(args.ids.read_bytes())
-    loaded = asyncio.run(load(args.server, sorted(set(ids.values())), args.all))
+    loaded = asyncio.run(load(args.server, sorted(set(ids.values())), args.all, window))
     if args.grid:
         for weights in itertools.product((0.4, 0.6, 0.8), (0.2, 0.4, 0.6), (0.5, 0.7, 0.9)):
             patched = zip(("NEIGHBOUR_WEIGHT", "ROW_WEIGHT", "FEEDBACK"), weights, strict=True)
             with contextlib.ExitStack() as stack:
                 for name, value in patched:
                     stack.enter_context(mock.patch.object(fr, name, value))
-                ranked, _ = _rank_all(rows, ids, *loaded)
+                ranked, _ = _rank_all(rows, ids, *loaded, window)
             figures = scores(rows, ranked)
             e, u, b = (figures[d] for d in ("ecbplus", "uci_news_aggregator", "basil"))
             print(
@@ -158,7 +157,7 @@ def main() -> None:
                 )
             )
         return
-    ranked, spent = _rank_all(rows, ids, *loaded)
+    ranked, spent = _rank_all(rows, ids, *loaded, window)
     for dataset, m in scores(rows, ranked).items():
         hn = f", HN@5 {m['HN@5']:.3f}" if "HN@5" in m else ""
         print(f"{dataset:22} {m['P@1']:.3f} / {m['R-prec']:.3f} / {m['AP@R']:.3f}{hn}")
@@ -173,12 +172,13 @@ def _rank_all(
     signals: dict[int, stories.ParentSignals],
     by_parent: dict[int, list[stories.Candidate]],
     idf: fr.Idf,
+    window: int,
 ) -> tuple[dict[str, list[str]], float]:
     """Every row's ranked row ids, and the ranking's CPU seconds per list."""
     by_article: dict[int, list[str]] = defaultdict(list)
     for row_id, article_id in ids.items():
         by_article[article_id].append(row_id)
-    query = fr.RelatedQuery(first=50, window_days=WINDOW_DAYS)
+    query = fr.RelatedQuery(first=50, window_days=window)
     ranked: dict[str, list[str]] = {}
     lists: dict[int, list[int]] = {}
     start = time.process_time()
