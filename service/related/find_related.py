@@ -105,13 +105,6 @@ class RelatedItem:
     source_id: int
 
 
-def _time_factor(parent: stories.ParentSignals, c: stories.Candidate) -> float:
-    if not (parent.dated and c.dated):
-        return UNKNOWN_TIME
-    gap = abs((c.published_at - parent.published_at).total_seconds()) / 3600
-    return 0.6 + 0.4 * math.exp(-gap / TIME_SCALE_HOURS)
-
-
 def _same_event(parent: stories.ParentSignals, c: stories.Candidate, text: float) -> bool:
     """Close in time and about the same things, though the story clusters have not met (as
     coverage of one event in two languages, whose words differ but whose entities do not)."""
@@ -214,12 +207,11 @@ def _vectors(
     member stores its term frequencies, else its stored weights (IDF of when it was indexed)."""
     sizes = [len(m.terms) for m in members]
     rows = np.repeat(np.arange(len(members)), sizes)
-    terms = np.concatenate([np.asarray(m.terms, np.int64) for m in members])
-    weights = np.concatenate([np.asarray(m.weights, np.float64) for m in members])
+    terms = np.concatenate([m.terms for m in members]).astype(np.int64)
+    weights = np.concatenate([m.weights for m in members]).astype(np.float64)
     if idf is not None and any(m.tfs is not None for m in members):
-        tfs = np.concatenate(
-            [np.asarray(m.weights if m.tfs is None else m.tfs, np.float64) for m in members]
-        )
+        tfs = np.concatenate([m.weights if m.tfs is None else m.tfs for m in members])
+        tfs = tfs.astype(np.float64)
         fresh = np.fromiter((m.tfs is not None for m in members), bool, len(members))[rows]
         values = tfs * idf.lookup(terms)
         norms = np.sqrt(np.bincount(rows, values * values, len(members)))
@@ -271,14 +263,23 @@ def _parent_cosines(
     return _first_cosines(_vectors([parent, *pool], idf))
 
 
-def _time_factors(
+def _times(
     members: Sequence[stories.ParentSignals | stories.Candidate],
+) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    """Each member's date in hours, and whether it is real (not estimated)."""
+    hours = np.fromiter((m.published_at.timestamp() / 3600 for m in members), np.float64)
+    return hours, np.fromiter((m.dated for m in members), bool, len(members))
+
+
+def _time_factors(
+    hours: NDArray[np.float64], dated: NDArray[np.bool_], rows: int | None = None
 ) -> NDArray[np.float64]:
-    """`_time_factor` of every pair of members."""
-    hours = np.array([m.published_at.timestamp() / 3600 for m in members])
-    dated = np.array([m.dated for m in members])
-    close = 0.6 + 0.4 * np.exp(-np.abs(hours[:, None] - hours[None, :]) / TIME_SCALE_HOURS)
-    return np.where(dated[:, None] & dated[None, :], close, UNKNOWN_TIME)
+    """Closeness in time of the first `rows` members (default: all) to every member: 0.6-1.0
+    by the gap (half-life about five days) when both dates are real, else UNKNOWN_TIME."""
+    rows = len(hours) if rows is None else rows
+    gaps = np.abs(hours[:rows, None] - hours[None, :])
+    close = 0.6 + 0.4 * np.exp(-gaps / TIME_SCALE_HOURS)
+    return np.where(dated[:rows, None] & dated[None, :], close, UNKNOWN_TIME)
 
 
 def _expanded(similarity: NDArray[np.float64], times: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -301,17 +302,15 @@ def _expanded(similarity: NDArray[np.float64], times: NDArray[np.float64]) -> ND
 
 
 def _context_scores(
-    members: Sequence[stories.ParentSignals | stories.Candidate],
-    similarity: NDArray[np.float64],
+    similarity: NDArray[np.float64], times: NDArray[np.float64]
 ) -> NDArray[np.float64]:
     """Each candidate's text score for the parent (0..1): the cosine after pseudo-relevance
     feedback (every member's vector plus its FEEDBACK_DOCS closest members', Rocchio style),
     times closeness in time, mixed with how much the two agree on their NEIGHBOURS nearest
     members (cosine of the rows of nearest neighbours) and on all members (cosine of whole
     rows): coverage of one event is closest to the same other articles, while a story of the
-    same kind has neighbours of its own."""
-    times = _time_factors(members)
-    n = len(members)
+    same kind has neighbours of its own (`times`: the members' pairwise time factors)."""
+    n = len(similarity)
     expanded = _expanded(similarity, times)
     m = min(NEIGHBOURS, n - 1)
     profile = np.zeros((n, n))
@@ -353,64 +352,77 @@ def rank(
     if not pool:
         return []
     vectors = _vectors([parent, *pool], idf)
+    hours, dated = _times([parent, *pool])
     cosines = _first_cosines(vectors)
-    first = cosines * np.array([_time_factor(parent, c) for c in pool])
-    order = np.argsort(-first, kind="stable")[:RESCORED].tolist()
-    pool = [pool[i] for i in order]
-    texts = cosines[order].tolist()
-    similarity = _pairwise(vectors.subset([0, *(i + 1 for i in order)]))
-    context = _context_scores([parent, *pool], similarity)
-    parent_root = parent.duplicate_of or parent.article_id
-    items = []
-    for c, text, text_score in zip(pool, texts, context.tolist(), strict=True):
-        same_story = parent.story_id is not None and c.story_id == parent.story_id
-        score = text_score
-        score += ENTITY_BONUS * min(len(c.shared_entities), 5) + (STORY_BONUS if same_story else 0)
-        if (c.duplicate_of or c.article_id) == parent_root:
-            relation = "DUPLICATE"
-        elif same_story or text >= SAME_STORY_TEXT or _same_event(parent, c, text):
-            relation = "SAME_STORY"
-        else:
-            relation = "RELATED"
-        gap = None
-        if parent.dated and c.dated:
-            gap = round((c.published_at - parent.published_at).total_seconds() / 3600, 2)
-        items.append(
-            RelatedItem(
-                article_id=c.article_id, score=round(min(max(score, 0.0), 1.0), 4),
-                text_similarity=round(text, 4), time_gap_hours=gap, relation=relation,
-                shared_entities=tuple(c.shared_entities), source_id=c.source_id,
-            )
-        )  # fmt: skip
-    items.sort(key=lambda i: (-i.score, i.article_id))
+    first = cosines * _time_factors(hours, dated, 1)[0, 1:]
+    order = np.argsort(-first, kind="stable")[:RESCORED]
+    pool = [pool[i] for i in order.tolist()]
+    texts = cosines[order]
+    members = np.concatenate(([0], order + 1))
+    similarity = _pairwise(vectors.subset(members.tolist()))
+    context = _context_scores(similarity, _time_factors(hours[members], dated[members]))
+    same_story = np.fromiter(
+        (parent.story_id is not None and c.story_id == parent.story_id for c in pool), bool
+    )
+    shared = np.fromiter((len(c.shared_entities) for c in pool), np.float64)
+    scores = context + ENTITY_BONUS * np.minimum(shared, 5) + STORY_BONUS * same_story
+    scores = np.round(np.clip(scores, 0.0, 1.0), 4).astype(np.float64)
+    ids = np.fromiter((c.article_id for c in pool), np.int64)
+    ranked = np.lexsort((ids, -scores)).tolist()  # best first, then by id
     if not query.include_duplicates:
-        roots = {c.article_id: c.duplicate_of or c.article_id for c in pool}
         seen: set[int] = set()
         collapsed = []
-        for item in items:
-            root = roots[item.article_id]
+        for i in ranked:
+            root = pool[i].duplicate_of or pool[i].article_id
             if root not in seen:
                 seen.add(root)
-                collapsed.append(item)
-        items = collapsed
-    others = [i for i in items if i.source_id != parent.source_id]
-    own = [i for i in items if i.source_id == parent.source_id]
-    return (_diversify(others) + own)[: query.first]
+                collapsed.append(i)
+        ranked = collapsed
+    others = [i for i in ranked if pool[i].source_id != parent.source_id]
+    own = [i for i in ranked if pool[i].source_id == parent.source_id]
+    picked = (_diversify(others, pool, scores, query.first) + own)[: query.first]
+    return [
+        _item(parent, pool[i], float(scores[i]), float(texts[i]), bool(same_story[i]))
+        for i in picked
+    ]
 
 
-def _diversify(items: list[RelatedItem]) -> list[RelatedItem]:
-    """No outlet twice in a row while another outlet's item still qualifies."""
-    result: list[RelatedItem] = []
-    rest = list(items)
-    while rest:
+def _item(
+    parent: stories.ParentSignals, c: stories.Candidate, score: float, text: float, story: bool
+) -> RelatedItem:
+    if (c.duplicate_of or c.article_id) == (parent.duplicate_of or parent.article_id):
+        relation = "DUPLICATE"
+    elif story or text >= SAME_STORY_TEXT or _same_event(parent, c, text):
+        relation = "SAME_STORY"
+    else:
+        relation = "RELATED"
+    gap = None
+    if parent.dated and c.dated:
+        gap = round((c.published_at - parent.published_at).total_seconds() / 3600, 2)
+    return RelatedItem(
+        article_id=c.article_id, score=score, text_similarity=round(text, 4),
+        time_gap_hours=gap, relation=relation, shared_entities=tuple(c.shared_entities),
+        source_id=c.source_id,
+    )  # fmt: skip
+
+
+def _diversify(
+    ranked: list[int], pool: Sequence[stories.Candidate], scores: NDArray[np.float64], limit: int
+) -> list[int]:
+    """The first `limit` of `ranked` (positions in `pool`, best first), no outlet twice in a
+    row while another outlet's item still qualifies."""
+    result: list[int] = []
+    rest = list(ranked)
+    while rest and len(result) < limit:
         pick = 0
-        if result and rest[0].source_id == result[-1].source_id:
-            floor = rest[0].score * DIVERSITY_SHARE
-            for i, item in enumerate(rest):
-                if item.score < floor:
+        last = pool[result[-1]].source_id if result else None
+        if pool[rest[0]].source_id == last:
+            floor = scores[rest[0]] * DIVERSITY_SHARE
+            for at, i in enumerate(rest):
+                if scores[i] < floor:
                     break
-                if item.source_id != result[-1].source_id:
-                    pick = i
+                if pool[i].source_id != last:
+                    pick = at
                     break
         result.append(rest.pop(pick))
     return result

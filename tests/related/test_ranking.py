@@ -114,8 +114,10 @@ def test_context_score_mixes_text_nearest_and_row_agreement(
     vectors = list(_vectors().values())
     members = [_candidate(0, i, v) for i, v in enumerate(vectors)]
     similarity = R._similarities(members)
-    scores = R._context_scores(members, similarity)
-    expanded = R._expanded(similarity, np.full_like(similarity, R.UNKNOWN_TIME))
+    times = R._time_factors(*R._times(members))
+    assert (times == R.UNKNOWN_TIME).all()  # undated members
+    scores = R._context_scores(similarity, times)
+    expanded = R._expanded(similarity, times)
     n = len(members)
 
     def unit(row: list[float]) -> list[float]:
@@ -150,11 +152,13 @@ def test_a_follow_up_days_later_counts_more_than_an_unknown_date() -> None:
     parent = replace(_parent(1, vectors[1]), dated=True)
     later = replace(_candidate(1, 2, vectors[2]), dated=True, published_at=WHEN + timedelta(days=5))
     undated = _candidate(1, 3, vectors[3])
-    assert R._time_factor(parent, later) > R._time_factor(parent, undated) == R.UNKNOWN_TIME
     months = replace(later, published_at=WHEN + timedelta(days=60))
-    assert R._time_factor(parent, months) < R.UNKNOWN_TIME
-    factors = R._time_factors([parent, later, undated])
-    assert math.isclose(factors[0, 1], R._time_factor(parent, later))
+    factors = R._time_factors(*R._times([parent, later, undated, months]))
+    assert factors[0, 1] > factors[0, 2] == R.UNKNOWN_TIME
+    assert math.isclose(factors[0, 1], 0.6 + 0.4 * math.exp(-120 / R.TIME_SCALE_HOURS))
+    assert factors[0, 3] < R.UNKNOWN_TIME
+    assert (factors == factors.T).all()
+    assert (R._time_factors(*R._times([parent, later, undated, months]), 1) == factors[:1]).all()
 
 
 def test_a_process_that_ranks_multiplies_on_one_blas_thread() -> None:
@@ -163,3 +167,17 @@ def test_a_process_that_ranks_multiplies_on_one_blas_thread() -> None:
     blas = [lib for lib in threadpool_info() if lib["user_api"] == "blas"]
     assert blas, "numpy's BLAS is loaded"
     assert {lib["num_threads"] for lib in blas} == {1}
+
+
+def test_no_outlet_twice_in_a_row_while_another_one_qualifies() -> None:
+    vectors = _vectors()
+    pool = [
+        replace(_candidate(1, n, vectors[1]), source_id=source)
+        for n, source in enumerate((7, 7, 7, 8, 8))
+    ]
+    scores = np.array([0.9, 0.88, 0.86, 0.8, 0.3])
+    # Outlet 8's 0.8 qualifies after outlet 7's 0.9 (at least 0.7 of the best remaining,
+    # 0.88); its 0.3 does not, so outlet 7 then follows itself.
+    assert R._diversify([0, 1, 2, 3, 4], pool, scores, 5) == [0, 3, 1, 2, 4]
+    assert R._diversify([0, 1, 2, 3, 4], pool, scores, 3) == [0, 3, 1]
+    assert R._diversify([0, 1, 2], pool, scores, 5) == [0, 1, 2]  # no other outlet
