@@ -10,10 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final
-
-import numpy as np
-from numpy.typing import NDArray
+from typing import Final
 
 from service.db.pool import Database, Writer
 
@@ -435,25 +432,6 @@ async def merge_stories(w: Writer, into: int, others: Sequence[int]) -> None:
 # ---- reads -------------------------------------------------------------------------------
 
 
-# The vectors of candidates are read as PostgreSQL's binary array format (`array_send`) and
-# viewed by numpy, instead of being decoded by asyncpg into a Python object per element:
-# ~150 candidates × 3 arrays × ~96 elements per online ranking.
-_INT4_ITEMS: Final = np.dtype([("length", ">i4"), ("value", ">i4")])
-_FLOAT4_ITEMS: Final = np.dtype([("length", ">i4"), ("value", ">f4")])
-
-
-def _binary_array(data: bytes, items: np.dtype[np.void]) -> NDArray[Any]:
-    """The elements of a one-dimensional array without NULLs sent by `array_send`: a header
-    (dimensions, NULL flag, element type; then size and lower bound per dimension), then each
-    element as its length and its big-endian value."""
-    dimensions, has_nulls = int.from_bytes(data[0:4], "big"), int.from_bytes(data[4:8], "big")
-    if dimensions == 0:
-        return np.empty(0, items["value"])
-    if dimensions != 1 or has_nulls:
-        raise ValueError(f"expected a one-dimensional array without NULLs, got {data[:20]!r}")
-    return np.frombuffer(data, items, offset=20)["value"]
-
-
 @dataclass(frozen=True, slots=True)
 class Candidate:
     """A possible related article of `parent`, with what scoring needs."""
@@ -466,12 +444,10 @@ class Candidate:
     dated: bool
     story_id: int | None
     duplicate_of: int | None
-    terms: NDArray[np.integer[Any]]
-    weights: NDArray[np.floating[Any]]
+    terms: list[int]
+    weights: list[float]
     shared_entities: list[int]
-    tfs: NDArray[np.floating[Any]] | None = (
-        None  # None: indexed before migration 0010 (`weights` as stored)
-    )
+    tfs: list[float] | None = None  # None: indexed before migration 0010 (`weights` as stored)
 
 
 @dataclass(frozen=True, slots=True)
@@ -482,9 +458,9 @@ class ParentSignals:
     dated: bool
     story_id: int | None
     duplicate_of: int | None
-    terms: NDArray[np.integer[Any]]
-    weights: NDArray[np.floating[Any]]
-    tfs: NDArray[np.floating[Any]] | None = None
+    terms: list[int]
+    weights: list[float]
+    tfs: list[float] | None = None
 
 
 # Candidates from four indexes, each bounded: postings of the parent's heaviest terms nearest
@@ -540,8 +516,7 @@ found AS (
     SELECT p.article_id, p.article_id FROM parents p
 )
 SELECT f.parent, s.article_id, s.source_id, s.language, s.published_at, s.dated, s.story_id,
-       s.duplicate_of, array_send(s.terms) AS terms, array_send(s.weights) AS weights,
-       array_send(s.tfs) AS tfs,
+       s.duplicate_of, s.terms, s.weights, s.tfs,
        ARRAY(SELECT ae.entity_id FROM article_entities ae
              WHERE ae.article_id = s.article_id AND ae.entity_id = ANY(p.entity_ids)
              ORDER BY ae.entity_id) AS shared_entities
@@ -576,24 +551,15 @@ async def fetch_candidates(
     signals: dict[int, ParentSignals] = {}
     candidates: list[Candidate] = []
     for r in rows:
-        ids = _binary_array(r["terms"], _INT4_ITEMS)
-        weights = _binary_array(r["weights"], _FLOAT4_ITEMS)
-        tfs = None if r["tfs"] is None else _binary_array(r["tfs"], _FLOAT4_ITEMS)
         if r["article_id"] == r["parent"]:
             signals[r["parent"]] = ParentSignals(
                 article_id=r["article_id"], source_id=r["source_id"],
                 published_at=r["published_at"], dated=r["dated"], story_id=r["story_id"],
-                duplicate_of=r["duplicate_of"], terms=ids, weights=weights, tfs=tfs,
+                duplicate_of=r["duplicate_of"], terms=r["terms"], weights=r["weights"],
+                tfs=r["tfs"],
             )  # fmt: skip
         else:
-            candidates.append(
-                Candidate(
-                    parent=r["parent"], article_id=r["article_id"], source_id=r["source_id"],
-                    language=r["language"], published_at=r["published_at"], dated=r["dated"],
-                    story_id=r["story_id"], duplicate_of=r["duplicate_of"], terms=ids,
-                    weights=weights, shared_entities=r["shared_entities"], tfs=tfs,
-                )
-            )  # fmt: skip
+            candidates.append(Candidate(**r))
     return signals, candidates
 
 

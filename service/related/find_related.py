@@ -33,6 +33,7 @@ import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from itertools import chain
 from typing import Final
 
 import numpy as np
@@ -206,12 +207,15 @@ def _vectors(
     """The members' unit vectors: stored terms weighed by today's IDF (`idf`) when the
     member stores its term frequencies, else its stored weights (IDF of when it was indexed)."""
     sizes = [len(m.terms) for m in members]
+    total = sum(sizes)
     rows = np.repeat(np.arange(len(members)), sizes)
-    terms = np.concatenate([m.terms for m in members]).astype(np.int64)
-    weights = np.concatenate([m.weights for m in members]).astype(np.float64)
+    terms = np.fromiter(chain.from_iterable(m.terms for m in members), np.int64, total)
+    weights = np.fromiter(chain.from_iterable(m.weights for m in members), np.float64, total)
     if idf is not None and any(m.tfs is not None for m in members):
-        tfs = np.concatenate([m.weights if m.tfs is None else m.tfs for m in members])
-        tfs = tfs.astype(np.float64)
+        tfs = np.fromiter(
+            chain.from_iterable(m.weights if m.tfs is None else m.tfs for m in members),
+            np.float64, total,
+        )  # fmt: skip
         fresh = np.fromiter((m.tfs is not None for m in members), bool, len(members))[rows]
         values = tfs * idf.lookup(terms)
         norms = np.sqrt(np.bincount(rows, values * values, len(members)))
@@ -455,6 +459,6 @@ async def find_related(
     members: list[stories.ParentSignals | stories.Candidate] = [*signals.values(), *candidates]
     fresh = [m.terms for m in members if m.tfs is not None]
     if fresh:
-        terms = np.unique(np.concatenate(fresh)).astype(np.int64)
+        terms = np.unique(np.fromiter(chain.from_iterable(fresh), np.int64))
         idf = await _document_frequencies(db).idf(db, terms)
     return {p: rank(s, by_parent.get(p, []), query, idf) for p, s in signals.items()}

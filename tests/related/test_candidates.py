@@ -9,8 +9,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
-
 from service.db import stories
 from service.db.pool import Database
 from service.ingest.pipeline import ingest_batch
@@ -136,33 +134,3 @@ async def test_up_to_by_terms_candidates_come_from_postings(write_db: Database) 
     assert parent is not None
     assert R.BY_TERMS == 120
     assert await _candidates(write_db, parent) == {r.article_id for r in results[1:]}
-
-
-async def test_candidate_vectors_are_the_stored_arrays(write_db: Database) -> None:
-    # The vectors travel as PostgreSQL's binary array format (`array_send`), read by numpy:
-    # every element, its order and its type as stored, the empty array included.
-    results = await ingest_batch(
-        write_db, [_item(n, _body(f"v{n}", "vectorsharedword")) for n in range(3)]
-    )
-    await drain(write_db)
-    parent = results[0].article_id
-    assert parent is not None
-    signals, found = await R.fetch_candidates(write_db, [parent], 30)
-    members: list[stories.ParentSignals | stories.Candidate] = [signals[parent], *found]
-    assert len(members) == 3
-    rows = await write_db.fetch(
-        "SELECT article_id, terms, weights, tfs FROM article_signals WHERE article_id = ANY($1)",
-        [m.article_id for m in members],
-    )
-    stored = {r["article_id"]: r for r in rows}
-    for m in members:
-        assert m.terms.tolist() == stored[m.article_id]["terms"]
-        assert m.weights.tolist() == stored[m.article_id]["weights"]
-        assert m.tfs is not None
-        assert m.tfs.tolist() == stored[m.article_id]["tfs"]
-    for sql, expected in (("'{}'::int[]", []), ("'{7,-8}'::int[]", [7, -8])):
-        data = await write_db.fetchval(f"SELECT array_send({sql})")
-        assert stories._binary_array(data, stories._INT4_ITEMS).tolist() == expected
-    with_null = await write_db.fetchval("SELECT array_send('{1,NULL}'::int[])")
-    with pytest.raises(ValueError, match="without NULLs"):
-        stories._binary_array(with_null, stories._INT4_ITEMS)

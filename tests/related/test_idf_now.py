@@ -10,7 +10,6 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
 import pytest
 
 from service.db import stories
@@ -113,9 +112,8 @@ def test_vectors_weighed_now_equal_the_vector_of_those_frequencies() -> None:
         members.append(
             stories.ParentSignals(
                 article_id=i, source_id=i, published_at=datetime(2024, 6, 3, tzinfo=UTC),
-                dated=True, story_id=None, duplicate_of=None, terms=np.array(list(v), np.int32),
-                weights=np.array(list(v.values()), np.float64),
-                tfs=np.array([F.tf(c[t]) for t in v], np.float64),
+                dated=True, story_id=None, duplicate_of=None, terms=list(v),
+                weights=list(v.values()), tfs=[F.tf(c[t]) for t in v],
             )
         )  # fmt: skip
     terms = sorted(now)

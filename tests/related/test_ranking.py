@@ -39,17 +39,15 @@ def _vectors() -> dict[int, dict[int, float]]:
 def _parent(article_id: int, vector: dict[int, float]) -> ParentSignals:
     return ParentSignals(
         article_id=article_id, source_id=article_id, published_at=WHEN, dated=False,
-        story_id=None, duplicate_of=None, terms=np.array(list(vector), np.int32),
-        weights=np.array(list(vector.values()), np.float64),
+        story_id=None, duplicate_of=None, terms=list(vector), weights=list(vector.values()),
     )  # fmt: skip
 
 
 def _candidate(parent: int, article_id: int, vector: dict[int, float]) -> Candidate:
     return Candidate(
         parent=parent, article_id=article_id, source_id=article_id, language="en",
-        published_at=WHEN, dated=False, story_id=None, duplicate_of=None,
-        terms=np.array(list(vector), np.int32), weights=np.array(list(vector.values()), np.float64),
-        shared_entities=[],
+        published_at=WHEN, dated=False, story_id=None, duplicate_of=None, terms=list(vector),
+        weights=list(vector.values()), shared_entities=[],
     )  # fmt: skip
 
 
