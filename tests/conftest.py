@@ -65,6 +65,18 @@ async def database_url(server_url: str) -> AsyncIterator[str]:
         await drop_database(server_url, name)
 
 
+TEST_STATEMENT_TIMEOUT_MS = "30000"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _slow_machine_reads() -> Iterator[None]:
+    """Servers and commands that tests start as processes inherit the environment: their
+    reads get the same 30 s as the apps in process (see `settings`)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NEWSGRAPH_STATEMENT_TIMEOUT_MS", TEST_STATEMENT_TIMEOUT_MS)
+        yield
+
+
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
     # No background indexer, related-lists refresher or counter folder in apps under test:
@@ -76,7 +88,7 @@ def settings(database_url: str) -> Settings:
     return Settings.from_environ(
         {
             "DATABASE_URL": database_url,
-            "NEWSGRAPH_STATEMENT_TIMEOUT_MS": "30000",
+            "NEWSGRAPH_STATEMENT_TIMEOUT_MS": TEST_STATEMENT_TIMEOUT_MS,
             "NEWSGRAPH_DATA_DIR": "/nonexistent",
             "NEWSGRAPH_RELATED_INDEXER": "false",
             "NEWSGRAPH_RELATED_REFRESH_PERCENT": "0",
