@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from functools import lru_cache
+from typing import Any
+
 import strawberry
-from graphql import GraphQLError
-from strawberry.extensions import ValidationCache
+from graphql import DocumentNode, GraphQLError, parse
+from strawberry.extensions import SchemaExtension, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 
 from service.config import Settings
@@ -19,10 +23,32 @@ from service.observability import tracing_enabled
 
 __all__ = ["build_schema", "export_sdl"]
 
-# Validations of distinct documents are cached, bounded so unique query texts cannot grow
-# memory without limit. strawberry's ParserCache is left out: it raises syntax errors from
-# inside its hook, which skips the other extensions' exit (and so our error codes).
+# Parses and validations of distinct documents are cached, bounded so unique query texts
+# cannot grow memory without limit.
 DOCUMENT_CACHE_SIZE = 256
+
+
+@lru_cache(maxsize=DOCUMENT_CACHE_SIZE)
+def _parsed(query: str, options: tuple[tuple[str, Any], ...]) -> DocumentNode | None:
+    try:
+        return parse(query, **dict(options))
+    except GraphQLError:
+        return None
+
+
+class ParsedDocuments(SchemaExtension):
+    """The parsed document of a query text seen before (parsing the article page's took
+    ~0.5 ms, the related-stories query's ~0.2 ms). A text that does not parse is left to
+    strawberry, which parses it again and reports the error as it does uncached: strawberry's
+    own ParserCache raises syntax errors from inside its hook, which skips the other
+    extensions' exit (and so our error codes)."""
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        if context.query and context.graphql_document is None:
+            options = tuple(sorted(context.parse_options.items()))
+            context.graphql_document = _parsed(context.query, options)
+        yield
 
 
 class Schema(strawberry.Schema):
@@ -36,6 +62,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     extensions: list[object] = [OperationMetrics, ErrorCodes]
     if settings is not None:
         extensions += [
+            ParsedDocuments,
             lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
             # After ErrorCodes, so their codes are set before it looks (exits run in reverse).
             *persisted_extensions(settings),

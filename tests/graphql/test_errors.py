@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from graphql import parse
 
 from tests.conftest import GraphQLRunner
 
@@ -115,3 +116,25 @@ async def test_nul_characters_in_text_arguments_are_bad_input(gql: GraphQLRunner
         error = await _error(gql, query, s="ab\x00cd")
         assert error["code"] == "BAD_INPUT"
         assert "NUL" in error["message"]
+
+
+async def test_a_document_seen_before_is_parsed_once_and_a_bad_one_fails_every_time(
+    gql: GraphQLRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parsed: list[str] = []
+
+    def counting(source: str, **options: Any) -> Any:
+        parsed.append(source)
+        return parse(source, **options)
+
+    monkeypatch.setattr("service.graphql.schema.parse", counting)
+    query = "{ articles(first: 1) { edges { cursor } } parsedOnce: __typename }"
+    for _ in range(3):
+        data = await gql.data(query)
+        assert data["parsedOnce"] == "Query"
+    assert parsed == [query]
+    bad = "{ articles(first: 1) { edges { cursor } } parsedOnce"
+    for _ in range(2):
+        error = await _error(gql, bad)
+        assert error["code"] == "GRAPHQL_PARSE_FAILED"
+        assert "Syntax Error" in error["message"]
