@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -30,3 +33,17 @@ async def test_write_transactions_get_the_write_timeout(settings: Settings) -> N
             await w.execute("SELECT pg_sleep(0.3)")
         # SET LOCAL: the connection goes back to the pool with the read timeout.
         assert await db.fetchval("SHOW statement_timeout") == "100ms"
+
+
+def test_processes_started_by_tests_read_with_the_tests_timeout() -> None:
+    # Servers and commands that tests start as processes take their settings from the
+    # environment they inherit: a stalled CI machine must not fail their reads at 5 s either.
+    code = (
+        "import os; from service.config import Settings; "
+        "print(Settings.from_environ(dict(os.environ)).statement_timeout_ms)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=dict(os.environ), capture_output=True, text=True,
+        check=True, timeout=60,
+    )  # fmt: skip
+    assert out.stdout.strip() == "30000"
