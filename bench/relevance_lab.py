@@ -127,7 +127,25 @@ def main() -> None:
     parser.add_argument("--features-cost", action="store_true", help="text features' CPU")
     parser.add_argument("--grid", action="store_true", help="27 weightings of the context")
     parser.add_argument("--errors", action="store_true", help="ECB+ errors by kind")
+    parser.add_argument(
+        "--recall", action="store_true", help="ECB+ mates missing from the candidates, added"
+    )
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="NAME=VALUE",
+        help="a find_related constant for this run (e.g. UNKNOWN_TIME=0.7), repeatable",
+    )  # fmt: skip
     args = parser.parse_args()
+    with contextlib.ExitStack() as stack:
+        for setting in args.set:
+            name, _, value = setting.partition("=")
+            if not hasattr(fr, name):
+                parser.error(f"find_related has no constant {name!r}")
+            number = float(value) if "." in value else int(value)
+            stack.enter_context(mock.patch.object(fr, name, number))
+        _run(args, parser)
+
+
+def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     rows = [orjson.loads(line) for line in DATA.read_bytes().splitlines() if line.strip()]
     window = window_days(rows)  # relevance.py's
     if args.features_cost:
@@ -164,6 +182,8 @@ def main() -> None:
     print(f"ranking alone: {spent * 1000:.2f} ms CPU per list")
     if args.errors:
         _errors(rows, ranked)
+    if args.recall:
+        _recall(rows, ids, *loaded, window)
 
 
 def _rank_all(
@@ -189,6 +209,41 @@ def _rank_all(
             lists[p] = [i.article_id for i in items]
         ranked[row["id"]] = [r for a in lists[p] for r in by_article[a] if r != row["id"]]
     return ranked, (time.process_time() - start) / max(len(lists), 1)
+
+
+def _recall(
+    rows: list[dict[str, Any]],
+    ids: dict[str, int],
+    signals: dict[int, stories.ParentSignals],
+    by_parent: dict[int, list[stories.Candidate]],
+    idf: fr.Idf,
+    window: int,
+) -> None:
+    """ECB+: the cluster mates missing from each article's candidates, and the figures with
+    them added as candidates (everything else as the service found it)."""
+    members: dict[str, set[int]] = defaultdict(set)
+    for r in rows:
+        if r["dataset"] == "ecbplus":
+            members[r["cluster_id"]].add(ids[r["id"]])
+    completed = {p: list(found) for p, found in by_parent.items()}
+    pairs = missing = 0
+    for r in rows:
+        if r["dataset"] != "ecbplus":
+            continue
+        p = ids[r["id"]]
+        have = {c.article_id for c in completed.get(p, [])}
+        mates = members[r["cluster_id"]] - {p}
+        pairs += len(mates)
+        for q in sorted(mates - have):
+            missing += 1
+            completed.setdefault(p, []).append(_as_candidate(p, q, signals[q]))
+    ranked, _ = _rank_all(rows, ids, signals, completed, idf, window)
+    e = scores(rows, ranked)["ecbplus"]
+    print(
+        f"ecbplus: {missing} of {pairs} cluster-mate pairs missing from the candidates; "
+        f"with them added {e['P@1']:.3f} / {e['R-prec']:.3f} / {e['AP@R']:.3f}, "
+        f"HN@5 {e['HN@5']:.3f}"
+    )
 
 
 def _errors(rows: list[dict[str, Any]], ranked: dict[str, list[str]]) -> None:
