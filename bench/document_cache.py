@@ -24,7 +24,7 @@ import strawberry
 from strawberry.extensions import SchemaExtension
 
 from service.config import Settings
-from service.db.pool import open_database
+from service.db.pool import Database, open_database
 from service.graphql import schema as schema_module
 from service.graphql.context import make_context
 from service.ids import encode_id
@@ -67,7 +67,11 @@ async def run(dsn: str, requests: int, rounds: int) -> None:
 
 
 async def _execute(
-    schema: strawberry.Schema, document: str, variables: dict[str, Any], settings: Any, db: Any
+    schema: strawberry.Schema,
+    document: str,
+    variables: dict[str, Any],
+    settings: Settings,
+    db: Database,
 ) -> None:
     result = await schema.execute(
         document, variable_values=variables, context_value=make_context(settings, db)

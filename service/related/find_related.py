@@ -355,8 +355,9 @@ def rank(
     ]  # fmt: skip
     if not pool:
         return []
-    vectors = _vectors([parent, *pool], idf)
-    hours, dated = _times([parent, *pool])
+    everyone = [parent, *pool]
+    vectors = _vectors(everyone, idf)
+    hours, dated = _times(everyone)
     cosines = _first_cosines(vectors)
     first = cosines * _time_factors(hours, dated, 1)[0, 1:]
     order = np.argsort(-first, kind="stable")[:RESCORED]
