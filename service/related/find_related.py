@@ -355,7 +355,7 @@ def rank(
     ]  # fmt: skip
     if not pool:
         return []
-    everyone = [parent, *pool]
+    everyone: list[stories.ParentSignals | stories.Candidate] = [parent, *pool]
     vectors = _vectors(everyone, idf)
     hours, dated = _times(everyone)
     cosines = _first_cosines(vectors)
