@@ -62,9 +62,11 @@ def _as_candidate(parent: int, article_id: int, s: stories.ParentSignals) -> sto
     )  # fmt: skip
 
 
-async def load(
-    server: str, parents: list[int], everything: bool, window: int
-) -> tuple[dict[int, stories.ParentSignals], dict[int, list[stories.Candidate]], fr.Idf]:
+# Every parent's signals, its candidates and the IDF of their terms.
+Loaded = tuple[dict[int, stories.ParentSignals], dict[int, list[stories.Candidate]], fr.Idf]
+
+
+async def load(server: str, parents: list[int], everything: bool, window: int) -> Loaded:
     async with open_database(_settings(server)) as db:
         signals: dict[int, stories.ParentSignals] = {}
         candidates: list[stories.Candidate] = []
@@ -183,7 +185,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     if args.errors:
         _errors(rows, ranked)
     if args.recall:
-        _recall(rows, ids, *loaded, window)
+        _recall(rows, ids, loaded, window)
 
 
 def _rank_all(
@@ -211,16 +213,10 @@ def _rank_all(
     return ranked, (time.process_time() - start) / max(len(lists), 1)
 
 
-def _recall(
-    rows: list[dict[str, Any]],
-    ids: dict[str, int],
-    signals: dict[int, stories.ParentSignals],
-    by_parent: dict[int, list[stories.Candidate]],
-    idf: fr.Idf,
-    window: int,
-) -> None:
+def _recall(rows: list[dict[str, Any]], ids: dict[str, int], loaded: Loaded, window: int) -> None:
     """ECB+: the cluster mates missing from each article's candidates, and the figures with
-    them added as candidates (everything else as the service found it)."""
+    them added as candidates (everything else as the service found it; `loaded`: `load`'s)."""
+    signals, by_parent, idf = loaded
     members: dict[str, set[int]] = defaultdict(set)
     for r in rows:
         if r["dataset"] == "ecbplus":
