@@ -12,6 +12,8 @@ from dataclasses import dataclass, fields
 from datetime import timedelta
 from typing import Final
 
+import asyncpg
+
 from service.db.articles import ARTICLE_COLUMNS
 from service.db.pool import Database, Writer
 from service.db.records import ArticleRecord, SourceRecord
@@ -24,6 +26,7 @@ __all__ = [
     "enqueue_entrants",
     "enqueue_leaving",
     "fetch_item_ids",
+    "fetch_listed_articles",
     "fetch_valid_lists",
     "queue_depth",
     "release",
@@ -57,6 +60,25 @@ class StoredLists:
     sources: dict[int, SourceRecord]  # their sources
 
 
+# The articles of a list ranked online, with their sources: one statement, as a stored list's.
+SELECT_LISTED_ARTICLES: Final = f"""
+SELECT {ARTICLE_COLUMNS.strip()},
+    {SOURCE_ALIASES}
+FROM articles a
+LEFT JOIN sources s ON s.id = a.source_id
+WHERE a.id = ANY($1::bigint[])
+"""
+
+
+def _take_article(found: StoredLists, row: asyncpg.Record) -> None:
+    """The row's article and its source (`SELECT_VALID_LISTS`'s or `SELECT_LISTED_ARTICLES`')."""
+    article = ArticleRecord(**{name: row[name] for name in _ARTICLE_FIELDS})
+    found.articles[article.id] = article
+    found.sources[article.source_id] = SourceRecord(
+        **{name: row[f"s_{name}"] for name in _SOURCE_FIELDS}
+    )
+
+
 async def fetch_valid_lists(db: Database, ids: Sequence[int], first: int) -> StoredLists:
     """The stored lists of those articles that have a valid one, with their first `first`
     listed articles and those articles' sources."""
@@ -64,13 +86,16 @@ async def fetch_valid_lists(db: Database, ids: Sequence[int], first: int) -> Sto
     for row in await db.fetch(SELECT_VALID_LISTS, list(ids), first):
         if row["items"] is not None:
             found.lists[row["parent_id"]] = row["items"]
-        if row["id"] is None:
-            continue
-        article = ArticleRecord(**{name: row[name] for name in _ARTICLE_FIELDS})
-        found.articles[article.id] = article
-        found.sources[article.source_id] = SourceRecord(
-            **{name: row[f"s_{name}"] for name in _SOURCE_FIELDS}
-        )
+        if row["id"] is not None:
+            _take_article(found, row)
+    return found
+
+
+async def fetch_listed_articles(db: Database, ids: Sequence[int]) -> StoredLists:
+    """These articles and their sources (`lists` stays empty); taken-down ones are missing."""
+    found = StoredLists({}, {}, {})
+    for row in await db.fetch(SELECT_LISTED_ARTICLES, sorted(set(ids))):
+        _take_article(found, row)
     return found
 
 

@@ -125,8 +125,8 @@ def decode_items(text: str) -> list[RelatedItem]:
 @dataclass(frozen=True, slots=True)
 class Related:
     items: dict[int, list[RelatedItem]]  # parent article id -> its related items
-    # Listed articles and their sources, read along with the stored lists that answered
-    # (not those ranked online): a page showing them needs no further statement.
+    # Listed articles and their sources, read along with the stored lists that answered, and
+    # in one statement after an online ranking: a page showing them needs no further one.
     articles: dict[int, ArticleRecord]
     sources: dict[int, SourceRecord]
 
@@ -142,7 +142,13 @@ async def related_stories(db: Database, parents: Sequence[int], query: RelatedQu
         found.sources.update(stored.sources)
     missing = [p for p in parents if p not in found.items]
     if missing:
-        found.items.update(await find_related(db, missing, query))
+        ranked = await find_related(db, missing, query)
+        found.items.update(ranked)
+        # The listed articles and their sources in one statement, as a stored list brings them.
+        if listed_ids := [x.article_id for items in ranked.values() for x in items]:
+            listed = await related_lists.fetch_listed_articles(db, listed_ids)
+            found.articles.update(listed.articles)
+            found.sources.update(listed.sources)
     return found
 
 

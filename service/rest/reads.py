@@ -368,9 +368,7 @@ async def related(request: Request) -> Response:
     query = RelatedQuery(first=first, window_days=_window_days(request))
     related = await related_stories(db, [record.id], query)
     items = related.items.get(record.id, [])
-    found = related.articles
-    if any(item.article_id not in found for item in items):  # ranked online
-        found = await fetch_articles_by_ids(db, [item.article_id for item in items])
+    found = related.articles  # stored or ranked online, the listed articles come along
     shown = [item for item in items if item.article_id in found]
     named = await entities.fetch_entities_by_ids(
         db, sorted({e for item in shown for e in item.shared_entities})

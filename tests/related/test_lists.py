@@ -14,7 +14,9 @@ import pytest
 
 from service.config import ConfigError, Settings
 from service.db import related_lists
+from service.db.articles import SELECT_ARTICLES_BY_IDS
 from service.db.pool import Database, open_database, track_statements
+from service.db.sources import SELECT_SOURCES_BY_IDS
 from service.db.stories import set_exclude_from_related
 from service.db.takedowns import remove_articles
 from service.graphql.compiled import COMPILED
@@ -86,9 +88,11 @@ async def test_indexing_queues_and_the_refresher_stores_the_online_ranking(
         served = (await lists.related_stories(write_db, ids, query)).items
         assert served == await find_related(write_db, ids, query)
     wide = RelatedQuery(first=5, window_days=400, include_same_source=True)
-    with track_statements() as log:
+    with track_statements(record=True) as log:
         await lists.related_stories(write_db, ids[:1], wide)
-    assert log.count == 2  # signals and candidates: no stored-list lookup for these arguments
+    # Signals, candidates, then the listed articles: no stored-list lookup for these arguments.
+    assert log.count == 3
+    assert log.statements[-1] == related_lists.SELECT_LISTED_ARTICLES
 
 
 async def test_a_new_neighbour_enters_the_lists_once_refreshed(write_db: Database) -> None:
@@ -222,6 +226,36 @@ async def test_the_compiled_article_page_reads_the_stored_list_in_one_statement(
     assert [r["article"]["id"] for r in stored["article"]["relatedStories"]] == [
         r["article"]["id"] for r in general["article"]["relatedStories"]
     ]
+
+
+ONLINE_PAGE = """
+query($id: ID!) { article(id: $id) { title
+  relatedStories(first: 5, windowDays: 31) { score article { id title source { name } } }
+} }"""
+
+
+async def test_an_online_ranked_list_reads_its_articles_and_their_sources_in_one_statement(
+    gql_write: GraphQLRunner, write_db: Database
+) -> None:
+    ids = await _ingest(write_db, ARTICLES)
+    await lists.drain(write_db)  # stored lists exist, but windowDays 31 is ranked online
+    variables = {"id": encode_id("Article", ids[0])}
+    with track_statements(record=True) as log:
+        page = await gql_write.data(ONLINE_PAGE, **variables)
+    related = page["article"]["relatedStories"]
+    assert len({r["article"]["source"]["name"] for r in related}) >= 2
+    # The parent through the article loader; the listed articles and their sources together.
+    assert log.statements.count(SELECT_ARTICLES_BY_IDS) == 1, log.statements
+    assert log.statements.count(related_lists.SELECT_LISTED_ARTICLES) == 1, log.statements
+    assert SELECT_SOURCES_BY_IDS not in log.statements
+    assert related_lists.SELECT_VALID_LISTS not in log.statements
+    # What came along is what the loaders read.
+    for item in related:
+        alone = await gql_write.data(
+            "query($id: ID!) { article(id: $id) { id title source { name } } }",
+            id=item["article"]["id"],
+        )
+        assert alone["article"] == item["article"]
 
 
 async def test_the_general_article_page_reads_the_listed_articles_with_the_stored_list(
