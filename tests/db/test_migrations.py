@@ -47,3 +47,17 @@ async def test_search_configurations_match_the_database_function(db: Database) -
         "SELECT code, newsgraph_ts_config(code)::text AS config FROM unnest($1::text[]) code", codes
     )
     assert {r["code"]: r["config"] for r in rows} == {code: ts_config(code) for code in codes}
+
+
+async def test_posting_tables_are_vacuumed_after_a_bounded_number_of_new_rows(db: Database) -> None:
+    # Migration 0015: index-only scans of recent postings stay index-only (see its docstring).
+    rows = await db.fetch(
+        "SELECT relname, reloptions FROM pg_class WHERE relname = ANY($1::text[])",
+        ["article_terms", "article_bands", "article_entities"],
+    )
+    assert len(rows) == 3
+    for row in rows:
+        assert set(row["reloptions"]) >= {
+            "autovacuum_vacuum_insert_scale_factor=0",
+            "autovacuum_vacuum_insert_threshold=50000",
+        }, row
