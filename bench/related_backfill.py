@@ -34,7 +34,9 @@ ORDER BY a.published_at, a.id
 """
 
 
-async def backfill(dsn: str, limit: int, batch: int, clear_refresh_log: bool) -> None:
+async def backfill(
+    dsn: str, limit: int, batch: int, clear_refresh_log: bool, vacuum: bool = True
+) -> None:
     # The id list of a whole database takes longer than a request may.
     settings = Settings.from_environ(
         {"DATABASE_URL": dsn, "NEWSGRAPH_DATA_DIR": "/nonexistent",
@@ -81,15 +83,18 @@ async def backfill(dsn: str, limit: int, batch: int, clear_refresh_log: bool) ->
                 cleared = await w.execute("DELETE FROM related_refresh")
             print(f"related-lists refresh log cleared ({cleared})")
     # Fresh tables: the planner walks the postings index in order only with statistics.
-    await asyncio.to_thread(_analyze, dsn)
-    print("VACUUM ANALYZE done")
+    # Without VACUUM (--no-vacuum), no page of the new postings is all-visible yet, so their
+    # index-only scans read the heap too: the state autovacuum would leave them in.
+    command = "VACUUM ANALYZE" if vacuum else "ANALYZE"
+    await asyncio.to_thread(_analyze, dsn, command)
+    print(f"{command} done")
 
 
-def _analyze(dsn: str) -> None:
+def _analyze(dsn: str, command: str) -> None:
     async def run() -> None:
         conn = await asyncpg.connect(dsn)
         try:
-            await conn.execute("VACUUM ANALYZE")
+            await conn.execute(command)
         finally:
             await conn.close()
 
@@ -106,8 +111,15 @@ def main() -> None:
         action="store_true",
         help="empty the related-lists refresh log afterwards (lists then stay unstored)",
     )
+    parser.add_argument(
+        "--no-vacuum",
+        action="store_true",
+        help="ANALYZE only: the new rows' pages stay not all-visible (see migration 0015)",
+    )
     args = parser.parse_args()
-    asyncio.run(backfill(args.dsn, args.limit, args.batch, args.clear_refresh_log))
+    asyncio.run(
+        backfill(args.dsn, args.limit, args.batch, args.clear_refresh_log, not args.no_vacuum)
+    )
 
 
 if __name__ == "__main__":
