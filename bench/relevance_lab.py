@@ -4,6 +4,7 @@
     python bench/relevance_lab.py --ids IDS.json [--all]   # --all: every article a candidate
     python bench/relevance_lab.py --ids IDS.json --errors  # and ECB+'s errors by kind
     python bench/relevance_lab.py --ids IDS.json --grid    # 27 weightings of the context
+    python bench/relevance_lab.py --ids IDS.json --own-outlet  # the parent's outlet by score
     python bench/relevance_lab.py --cost                   # find_related's CPU per list
     python bench/relevance_lab.py --features-cost          # text features' CPU per article
 
@@ -11,6 +12,9 @@ Fetches every article's candidates once with the service's own statement, ranks 
 `find_related.rank` and prints relevance.py's figures per data set, with the ranking's CPU per
 list: a variant of the ranking is measured in seconds instead of a full ingest. `--all` shows
 what the ranking reaches with perfect candidate recall (every article is a candidate).
+`--own-outlet` lists the parent's own outlet's articles by score among the others, as the
+TF-IDF baselines rank, instead of leaving them out as `relatedStories` does by default (and
+after the others with `includeSameSource`): what that product rule costs on the metric.
 """
 
 from __future__ import annotations
@@ -133,6 +137,9 @@ def main() -> None:
         "--recall", action="store_true", help="ECB+ mates missing from the candidates, added"
     )
     parser.add_argument(
+        "--own-outlet", action="store_true", help="the parent's outlet ranked by score too"
+    )
+    parser.add_argument(
         "--set", action="append", default=[], metavar="NAME=VALUE",
         help="a find_related constant for this run (e.g. UNKNOWN_TIME=0.7), repeatable",
     )  # fmt: skip
@@ -177,7 +184,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
                 )
             )
         return
-    ranked, spent = _rank_all(rows, ids, *loaded, window)
+    ranked, spent = _rank_all(rows, ids, *loaded, window, own_outlet=args.own_outlet)
     for dataset, m in scores(rows, ranked).items():
         hn = f", HN@5 {m['HN@5']:.3f}" if "HN@5" in m else ""
         print(f"{dataset:22} {m['P@1']:.3f} / {m['R-prec']:.3f} / {m['AP@R']:.3f}{hn}")
@@ -195,12 +202,17 @@ def _rank_all(
     by_parent: dict[int, list[stories.Candidate]],
     idf: fr.Idf,
     window: int,
+    *,
+    own_outlet: bool = False,
 ) -> tuple[dict[str, list[str]], float]:
-    """Every row's ranked row ids, and the ranking's CPU seconds per list."""
+    """Every row's ranked row ids, and the ranking's CPU seconds per list (`own_outlet`: see
+    the module docstring)."""
     by_article: dict[int, list[str]] = defaultdict(list)
     for row_id, article_id in ids.items():
         by_article[article_id].append(row_id)
     query = fr.RelatedQuery(first=50, window_days=window)
+    if own_outlet:  # every item, the parent's outlet's after the others; re-sorted below
+        query = fr.RelatedQuery(first=100_000, window_days=window, include_same_source=True)
     ranked: dict[str, list[str]] = {}
     lists: dict[int, list[int]] = {}
     start = time.process_time()
@@ -208,6 +220,8 @@ def _rank_all(
         p = ids[row["id"]]
         if p not in lists:
             items = fr.rank(signals[p], by_parent.get(p, []), query, idf)
+            if own_outlet:  # by score alone, ties by id (`rank`'s order before its rules)
+                items = sorted(items, key=lambda i: (-i.score, i.article_id))[:50]
             lists[p] = [i.article_id for i in items]
         ranked[row["id"]] = [r for a in lists[p] for r in by_article[a] if r != row["id"]]
     return ranked, (time.process_time() - start) / max(len(lists), 1)
