@@ -258,6 +258,20 @@ async def test_an_online_ranked_list_reads_its_articles_and_their_sources_in_one
         assert alone["article"] == item["article"]
 
 
+async def test_listed_articles_taken_down_after_the_ranking_are_left_out(
+    write_db: Database,
+) -> None:
+    ids = await _ingest(write_db, ARTICLES)
+    ranked = await find_related(write_db, ids[:1], RelatedQuery(first=5, window_days=31))
+    listed = [item.article_id for item in ranked[ids[0]]]
+    assert len(listed) >= 2
+    # Taken down between the ranking and the statement that reads the listed articles.
+    await remove_articles(write_db, [listed[0]], "legal", removed_by=None)
+    found = await related_lists.fetch_listed_articles(write_db, listed)
+    assert set(found.articles) == set(listed[1:])
+    assert {a.source_id for a in found.articles.values()} == set(found.sources)
+
+
 async def test_the_general_article_page_reads_the_listed_articles_with_the_stored_list(
     gql_write: GraphQLRunner, write_db: Database
 ) -> None:
