@@ -31,7 +31,7 @@ from unittest import mock
 
 import numpy as np
 import orjson
-from relevance import DATA, SCRATCH, scores, window_days
+from relevance import DATA, SCRATCH, article_input, scores, window_days
 
 from service.config import Settings
 from service.db import stories
@@ -187,7 +187,11 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     ranked, spent = _rank_all(rows, ids, *loaded, window, own_outlet=args.own_outlet)
     for dataset, m in scores(rows, ranked).items():
         hn = f", HN@5 {m['HN@5']:.3f}" if "HN@5" in m else ""
-        print(f"{dataset:22} {m['P@1']:.3f} / {m['R-prec']:.3f} / {m['AP@R']:.3f}{hn}")
+        print(f"{dataset:22} {m['P@1']:.3f} / {m['R-prec']:.3f} / {m['AP@R']:.3f}{hn}"
+              f"  (R-precision {m['R-prec']:.4f})")  # fmt: skip
+    if args.own_outlet:
+        for dataset, ceiling in _ceilings_under_the_rule(rows).items():
+            print(f"{dataset:22} R-precision reachable with the own outlet left out: {ceiling:.4f}")
     print(f"ranking alone: {spent * 1000:.2f} ms CPU per list")
     if args.errors:
         _errors(rows, ranked)
@@ -225,6 +229,24 @@ def _rank_all(
             lists[p] = [i.article_id for i in items]
         ranked[row["id"]] = [r for a in lists[p] for r in by_article[a] if r != row["id"]]
     return ranked, (time.process_time() - start) / max(len(lists), 1)
+
+
+def _ceilings_under_the_rule(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Per data set, the best R-precision a list can reach without the article's own outlet
+    (the outlet each row is ingested with: `relevance.article_input`)."""
+    outlet = {r["id"]: article_input(r)["source"]["domain"] for r in rows}
+    members: dict[str, list[str]] = defaultdict(list)
+    for r in rows:
+        members[r["cluster_id"]].append(r["id"])
+    reach: dict[str, list[float]] = defaultdict(list)
+    for r in rows:
+        mates = [m for m in members[r["cluster_id"]] if m != r["id"]]
+        if not mates:
+            continue
+        limit = min(len(mates), 50)
+        others = sum(outlet[m] != outlet[r["id"]] for m in mates)
+        reach[r["dataset"]].append(min(others, limit) / limit)
+    return {d: float(np.mean(v)) for d, v in sorted(reach.items())}
 
 
 def _recall(rows: list[dict[str, Any]], ids: dict[str, int], loaded: Loaded, window: int) -> None:

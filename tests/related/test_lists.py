@@ -228,6 +228,18 @@ async def test_the_compiled_article_page_reads_the_stored_list_in_one_statement(
     ]
 
 
+async def _as_loaded_alone(
+    gql: GraphQLRunner, related: list[dict[str, Any]], selection: str
+) -> None:
+    """Each listed article (`selection` of it) is what the loaders read when it is asked alone:
+    what came along with the list is the same record."""
+    for item in related:
+        alone = await gql.data(
+            f"query($id: ID!) {{ article(id: $id) {{ {selection} }} }}", id=item["article"]["id"]
+        )
+        assert alone["article"] == item["article"]
+
+
 ONLINE_PAGE = """
 query($id: ID!) { article(id: $id) { title
   relatedStories(first: 5, windowDays: 31) { score article { id title source { name } } }
@@ -249,13 +261,7 @@ async def test_an_online_ranked_list_reads_its_articles_and_their_sources_in_one
     assert log.statements.count(related_lists.SELECT_LISTED_ARTICLES) == 1, log.statements
     assert SELECT_SOURCES_BY_IDS not in log.statements
     assert related_lists.SELECT_VALID_LISTS not in log.statements
-    # What came along is what the loaders read.
-    for item in related:
-        alone = await gql_write.data(
-            "query($id: ID!) { article(id: $id) { id title source { name } } }",
-            id=item["article"]["id"],
-        )
-        assert alone["article"] == item["article"]
+    await _as_loaded_alone(gql_write, related, "id title source { name }")
 
 
 async def test_listed_articles_taken_down_after_the_ranking_are_left_out(
@@ -290,13 +296,7 @@ async def test_the_general_article_page_reads_the_listed_articles_with_the_store
     # The list's statement brings its articles and their sources, and the shared entities are
     # among the article's own (loaded in the same batch): the page costs one more statement.
     assert full.count == bare.count + 1, (bare.statements, full.statements)
-    # What came along is what the article loader reads.
-    for item in related:
-        alone = await gql_write.data(
-            "query($id: ID!) { article(id: $id) { id title publishedAt source { name } } }",
-            id=item["article"]["id"],
-        )
-        assert item["article"] == alone["article"]
+    await _as_loaded_alone(gql_write, related, "id title publishedAt source { name }")
 
 
 async def test_a_stored_list_comes_with_its_first_articles_and_their_sources(
