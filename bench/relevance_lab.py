@@ -190,8 +190,11 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
         print(f"{dataset:22} {m['P@1']:.3f} / {m['R-prec']:.3f} / {m['AP@R']:.3f}{hn}"
               f"  (R-precision {m['R-prec']:.4f})")  # fmt: skip
     if args.own_outlet:
-        for dataset, ceiling in _ceilings_under_the_rule(rows).items():
-            print(f"{dataset:22} R-precision reachable with the own outlet left out: {ceiling:.4f}")
+        for dataset, (ceiling, shared, pairs) in _ceilings_under_the_rule(rows).items():
+            print(
+                f"{dataset:22} {shared:,} of {pairs:,} same-event pairs share an outlet; "
+                f"R-precision reachable with the own outlet left out: {ceiling:.4f}"
+            )
     print(f"ranking alone: {spent * 1000:.2f} ms CPU per list")
     if args.errors:
         _errors(rows, ranked)
@@ -231,14 +234,17 @@ def _rank_all(
     return ranked, (time.process_time() - start) / max(len(lists), 1)
 
 
-def _ceilings_under_the_rule(rows: list[dict[str, Any]]) -> dict[str, float]:
+def _ceilings_under_the_rule(rows: list[dict[str, Any]]) -> dict[str, tuple[float, int, int]]:
     """Per data set, the best R-precision a list can reach without the article's own outlet
-    (the outlet each row is ingested with: `relevance.article_input`)."""
+    (the outlet each row is ingested with: `relevance.article_input`), and how many of the
+    ordered same-event pairs share an outlet, of how many."""
     outlet = {r["id"]: article_input(r)["source"]["domain"] for r in rows}
     members: dict[str, list[str]] = defaultdict(list)
     for r in rows:
         members[r["cluster_id"]].append(r["id"])
     reach: dict[str, list[float]] = defaultdict(list)
+    pairs: Counter[str] = Counter()
+    shared: Counter[str] = Counter()
     for r in rows:
         mates = [m for m in members[r["cluster_id"]] if m != r["id"]]
         if not mates:
@@ -246,7 +252,9 @@ def _ceilings_under_the_rule(rows: list[dict[str, Any]]) -> dict[str, float]:
         limit = min(len(mates), 50)
         others = sum(outlet[m] != outlet[r["id"]] for m in mates)
         reach[r["dataset"]].append(min(others, limit) / limit)
-    return {d: float(np.mean(v)) for d, v in sorted(reach.items())}
+        pairs[r["dataset"]] += len(mates)
+        shared[r["dataset"]] += len(mates) - others
+    return {d: (float(np.mean(v)), shared[d], pairs[d]) for d, v in sorted(reach.items())}
 
 
 def _recall(rows: list[dict[str, Any]], ids: dict[str, int], loaded: Loaded, window: int) -> None:
