@@ -71,13 +71,13 @@ async def _ingest(http: httpx.AsyncClient, title: str) -> None:
     assert b"CREATED" in answer.content, answer.content
 
 
-async def _appears(http: httpx.AsyncClient, title: str) -> float:
+async def _appears(http: httpx.AsyncClient, title: str, present: bool = True) -> None:
     started = time.monotonic()
     while time.monotonic() - started < 1.0:
-        if title in await _feed(http):
-            return time.monotonic() - started
+        if (title in await _feed(http)) == present:
+            return
         await asyncio.sleep(0.02)
-    raise AssertionError(f"{title!r} not in the feed after 1 s")
+    raise AssertionError(f"{title!r} {'not ' if present else 'still '}in the feed after 1 s")
 
 
 async def test_a_new_article_reaches_every_workers_cached_feed_within_a_second(
@@ -95,3 +95,21 @@ async def test_a_new_article_reaches_every_workers_cached_feed_within_a_second(
         await _ingest(one, "second-story")  # written through worker one
         await _appears(two, "second-story")  # seen through worker two's cache
         await _appears(one, "second-story")
+
+
+async def test_a_takedown_leaves_every_workers_cached_feed_within_a_second(
+    fresh_settings: Settings,
+) -> None:
+    delete = 'mutation($u: [String!]) { deleteArticles(urls: $u, reason: "court") { status } }'
+    async with _worker(fresh_settings) as one, _worker(fresh_settings) as two:
+        await _ingest(one, "kept-story")
+        await _ingest(one, "removed-story")
+        await asyncio.sleep(0.2)  # both listeners are connected
+        assert set(await _feed(two)) == {"kept-story", "removed-story"}  # now cached
+        answer = await one.post(
+            "/graphql",
+            json={"query": delete, "variables": {"u": ["https://example.com/removed-story"]}},
+        )
+        assert answer.json()["data"]["deleteArticles"] == [{"status": "REMOVED"}], answer.text
+        await _appears(two, "removed-story", present=False)
+        assert await _feed(two) == ["kept-story"]
