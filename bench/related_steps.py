@@ -17,7 +17,6 @@ import asyncio
 import statistics
 import time
 from collections import defaultdict
-from itertools import chain
 
 import numpy as np
 
@@ -50,7 +49,7 @@ async def run(dsn: str, articles: int, seed: int) -> None:
                     *signals.values(), *candidates,
                 ]  # fmt: skip
                 terms = np.unique(
-                    np.fromiter(chain.from_iterable(m.terms for m in members), np.int64)
+                    np.concatenate([np.asarray(m.terms) for m in members]).astype(np.int64)
                 )
                 await fr._DocumentFrequencies().idf(db, terms)  # nothing kept: all read
                 t2 = time.perf_counter()

@@ -33,7 +33,6 @@ import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from itertools import chain
 from typing import Final
 
 import numpy as np
@@ -205,19 +204,24 @@ def _vectors(
     members: Sequence[stories.ParentSignals | stories.Candidate], idf: Idf | None = None
 ) -> _Vectors:
     """The members' unit vectors: stored terms weighed by today's IDF (`idf`) when the
-    member stores its term frequencies, else its stored weights (IDF of when it was indexed)."""
+    member stores its term frequencies, else its stored weights (IDF of when it was indexed).
+    A member that comes without stored weights (`fetch_candidates` leaves them out beside the
+    frequencies) is weighed by `idf`, or alike for every term without one."""
     sizes = [len(m.terms) for m in members]
-    total = sum(sizes)
     rows = np.repeat(np.arange(len(members)), sizes)
-    terms = np.fromiter(chain.from_iterable(m.terms for m in members), np.int64, total)
-    weights = np.fromiter(chain.from_iterable(m.weights for m in members), np.float64, total)
-    if idf is not None and any(m.tfs is not None for m in members):
-        tfs = np.fromiter(
-            chain.from_iterable(m.weights if m.tfs is None else m.tfs for m in members),
-            np.float64, total,
-        )  # fmt: skip
-        fresh = np.fromiter((m.tfs is not None for m in members), bool, len(members))[rows]
-        values = tfs * idf.lookup(terms)
+    if not members:
+        return _Vectors(0, rows, np.empty(0, np.int64), np.empty(0))
+    terms = np.concatenate([np.asarray(m.terms) for m in members]).astype(np.int64)
+    fresh_members = [m.tfs is not None and (idf is not None or m.weights is None) for m in members]
+    weights = np.concatenate(
+        [
+            np.asarray(m.tfs if fresh else m.weights)
+            for m, fresh in zip(members, fresh_members, strict=True)
+        ]
+    ).astype(np.float64)
+    if any(fresh_members):
+        fresh = np.asarray(fresh_members)[rows]
+        values = weights * idf.lookup(terms) if idf is not None else weights
         norms = np.sqrt(np.bincount(rows, values * values, len(members)))
         weights = np.where(fresh, values / np.maximum(norms[rows], 1e-12), weights)
     return _Vectors(len(members), rows, terms, weights)
@@ -458,8 +462,8 @@ async def find_related(
         by_parent.setdefault(c.parent, []).append(c)
     idf = None
     members: list[stories.ParentSignals | stories.Candidate] = [*signals.values(), *candidates]
-    fresh = [m.terms for m in members if m.tfs is not None]
+    fresh = [np.asarray(m.terms) for m in members if m.tfs is not None]
     if fresh:
-        terms = np.unique(np.fromiter(chain.from_iterable(fresh), np.int64))
+        terms = np.unique(np.concatenate(fresh).astype(np.int64))
         idf = await _document_frequencies(db).idf(db, terms)
     return {p: rank(s, by_parent.get(p, []), query, idf) for p, s in signals.items()}

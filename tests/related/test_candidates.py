@@ -134,3 +134,57 @@ async def test_up_to_by_terms_candidates_come_from_postings(write_db: Database) 
     assert parent is not None
     assert R.BY_TERMS == 120
     assert await _candidates(write_db, parent) == {r.article_id for r in results[1:]}
+
+
+async def test_signals_come_with_the_candidates_as_they_are_stored(write_db: Database) -> None:
+    # Read in PostgreSQL's binary array form (`array_send`): the same numbers as stored,
+    # stored weights only for an article indexed before term frequencies (migration 0010),
+    # and an empty vector as an empty one.
+    results = await ingest_batch(
+        write_db, [_item(1, _body("pp", "zorquenta")), _item(2, _body("cc", "zorquenta"))]
+    )
+    await drain(write_db)
+    parent, other = (r.article_id for r in results)
+    assert parent is not None
+    assert other is not None
+    async with write_db.transaction() as w:
+        await w.execute("UPDATE article_signals SET tfs = NULL WHERE article_id = $1", other)
+    stored = {
+        r["article_id"]: r
+        for r in await write_db.fetch(
+            "SELECT article_id, terms, weights, tfs FROM article_signals "
+            "WHERE article_id = ANY($1::bigint[])",
+            [parent, other],
+        )
+    }
+    signals, found = await stories.fetch_candidates(
+        write_db, [parent], window=timedelta(days=30), terms=R.CANDIDATE_TERMS,
+        per_list=R.PER_LIST, entities=R.PARENT_ENTITIES, by_terms=R.BY_TERMS,
+        per_entity=R.PER_ENTITY, deep_terms=R.DEEP_TERMS,
+    )  # fmt: skip
+    mine, (candidate,) = signals[parent], found
+    assert candidate.article_id == other
+    assert list(mine.terms) == stored[parent]["terms"]
+    assert list(mine.tfs) == stored[parent]["tfs"]  # type: ignore[arg-type]
+    assert mine.weights is None  # weighed by the IDF of now, from its frequencies
+    assert list(candidate.terms) == stored[other]["terms"]
+    assert list(candidate.weights) == stored[other]["weights"]  # type: ignore[arg-type]
+    assert candidate.tfs is None
+    assert min(stored[parent]["terms"]) < 0 < max(stored[parent]["terms"])  # signed ids too
+
+    async with write_db.transaction() as w:
+        await w.execute(
+            "UPDATE article_signals SET terms = '{}', weights = '{}', tfs = '{}' "
+            "WHERE article_id = $1",
+            parent,
+        )
+    signals, _ = await stories.fetch_candidates(
+        write_db, [parent], window=timedelta(days=30), terms=R.CANDIDATE_TERMS,
+        per_list=R.PER_LIST, entities=R.PARENT_ENTITIES, by_terms=R.BY_TERMS,
+        per_entity=R.PER_ENTITY, deep_terms=R.DEEP_TERMS,
+    )  # fmt: skip
+    emptied = signals[parent]
+    assert emptied.tfs is not None
+    assert len(emptied.terms) == len(emptied.tfs) == 0
+    found_now = await R.find_related(write_db, [parent], R.RelatedQuery(first=10, window_days=30))
+    assert found_now == {parent: []}

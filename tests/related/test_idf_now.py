@@ -130,4 +130,4 @@ def test_vectors_weighed_now_equal_the_vector_of_those_frequencies() -> None:
         assert all(math.isclose(got[t], expected[t], abs_tol=1e-9) for t in got)
     # Without the IDF of now, the stored weights are used as they are.
     stored = R._vectors(members)
-    assert stored.weights.tolist() == [w for m in members for w in m.weights]
+    assert stored.weights.tolist() == [w for m in members for w in m.weights or []]
