@@ -57,23 +57,35 @@ def _term(word: str) -> int:
     return term
 
 
-async def _candidates(db: Database, parent: int) -> set[int]:
-    _, found = await stories.fetch_candidates(
+async def _fetch(
+    db: Database, parent: int
+) -> tuple[dict[int, stories.ParentSignals], list[stories.Candidate]]:
+    return await stories.fetch_candidates(
         db, [parent], window=timedelta(days=30), terms=R.CANDIDATE_TERMS,
         per_list=R.PER_LIST, entities=R.PARENT_ENTITIES, by_terms=R.BY_TERMS,
         per_entity=R.PER_ENTITY, deep_terms=R.DEEP_TERMS,
     )  # fmt: skip
+
+
+async def _candidates(db: Database, parent: int) -> set[int]:
+    _, found = await _fetch(db, parent)
     return {c.article_id for c in found}
 
 
-async def test_a_shared_thirteenth_term_finds_the_candidate(write_db: Database) -> None:
+async def _sharing_a_thirteenth_term(db: Database) -> tuple[int, int]:
+    """Two indexed articles whose only shared term is each one's thirteenth heaviest."""
     results = await ingest_batch(
-        write_db, [_item(1, _body("pp", "zorquenta")), _item(2, _body("cc", "zorquenta"))]
+        db, [_item(1, _body("pp", "zorquenta")), _item(2, _body("cc", "zorquenta"))]
     )
-    await drain(write_db)
+    await drain(db)
     parent, other = (r.article_id for r in results)
     assert parent is not None
     assert other is not None
+    return parent, other
+
+
+async def test_a_shared_thirteenth_term_finds_the_candidate(write_db: Database) -> None:
+    parent, other = await _sharing_a_thirteenth_term(write_db)
     postings = await write_db.fetch(
         "SELECT article_id, count(*) AS n FROM article_terms "
         "WHERE article_id = ANY($1::bigint[]) GROUP BY article_id",
@@ -140,13 +152,7 @@ async def test_signals_come_with_the_candidates_as_they_are_stored(write_db: Dat
     # Read in PostgreSQL's binary array form (`array_send`): the same numbers as stored,
     # stored weights only for an article indexed before term frequencies (migration 0010),
     # and an empty vector as an empty one.
-    results = await ingest_batch(
-        write_db, [_item(1, _body("pp", "zorquenta")), _item(2, _body("cc", "zorquenta"))]
-    )
-    await drain(write_db)
-    parent, other = (r.article_id for r in results)
-    assert parent is not None
-    assert other is not None
+    parent, other = await _sharing_a_thirteenth_term(write_db)
     async with write_db.transaction() as w:
         await w.execute("UPDATE article_signals SET tfs = NULL WHERE article_id = $1", other)
     stored = {
@@ -157,11 +163,7 @@ async def test_signals_come_with_the_candidates_as_they_are_stored(write_db: Dat
             [parent, other],
         )
     }
-    signals, found = await stories.fetch_candidates(
-        write_db, [parent], window=timedelta(days=30), terms=R.CANDIDATE_TERMS,
-        per_list=R.PER_LIST, entities=R.PARENT_ENTITIES, by_terms=R.BY_TERMS,
-        per_entity=R.PER_ENTITY, deep_terms=R.DEEP_TERMS,
-    )  # fmt: skip
+    signals, found = await _fetch(write_db, parent)
     mine, (candidate,) = signals[parent], found
     assert candidate.article_id == other
     assert list(mine.terms) == stored[parent]["terms"]
@@ -178,11 +180,7 @@ async def test_signals_come_with_the_candidates_as_they_are_stored(write_db: Dat
             "WHERE article_id = $1",
             parent,
         )
-    signals, _ = await stories.fetch_candidates(
-        write_db, [parent], window=timedelta(days=30), terms=R.CANDIDATE_TERMS,
-        per_list=R.PER_LIST, entities=R.PARENT_ENTITIES, by_terms=R.BY_TERMS,
-        per_entity=R.PER_ENTITY, deep_terms=R.DEEP_TERMS,
-    )  # fmt: skip
+    signals, _ = await _fetch(write_db, parent)
     emptied = signals[parent]
     assert emptied.tfs is not None
     assert len(emptied.terms) == len(emptied.tfs) == 0
