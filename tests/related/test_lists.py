@@ -181,6 +181,29 @@ async def test_claims_are_disjoint_and_an_abandoned_claim_is_taken_over(
     assert sorted(again.seqs) == first.seqs
 
 
+async def test_a_claim_reads_a_long_log_by_its_indexes(write_db: Database) -> None:
+    # A claim costs the same whatever the backlog: the rows of the picked articles and the
+    # rows to mark are found by index. With `IN (SELECT ...)` the planner guessed half the
+    # log and read all of it, twice, in every claim (bench/refresh_claims.py).
+    await write_db.fetchval(
+        "WITH added AS (INSERT INTO related_refresh (article_id, cascade) "
+        "SELECT n, false FROM generate_series(1, 50000) n RETURNING 1) "
+        "SELECT count(*) FROM added"
+    )
+    async with write_db.transaction() as w:
+        await w.execute("ANALYZE related_refresh")
+    plan = "\n".join(
+        r[0]
+        for r in await write_db.fetch(
+            "EXPLAIN " + related_lists.CLAIM, 100, related_lists.CLAIM_TIMEOUT
+        )
+    )
+    assert "related_refresh_article_idx" in plan, plan
+    assert "Seq Scan" not in plan, plan
+    claimed = await related_lists.claim(write_db, 100)
+    assert len(claimed.seqs) >= 100
+
+
 async def test_a_claim_takes_every_free_row_of_its_articles(write_db: Database) -> None:
     await _settle(write_db)
     ids = await _ingest(write_db, ARTICLES)
