@@ -50,12 +50,14 @@ async def enqueue(w: Writer, article_ids: Sequence[int]) -> None:
         await w.execute(ENQUEUE, sorted(set(article_ids)))
 
 
-# Rows another indexer (or an uncommitted enqueue) holds are skipped, not waited for.
+# Rows another indexer (or an uncommitted enqueue) holds are skipped, not waited for. The
+# claimed rows are deleted by key (`= ANY(ARRAY(...))`): with `IN (SELECT ...)` the delete
+# read the whole queue (a hash join; 32 ms to claim 2,000 of 100,000 queued ids, 8 by key).
 CLAIM: Final = """
 DELETE FROM related_queue q
-WHERE q.article_id IN (
+WHERE q.article_id = ANY(ARRAY(
     SELECT article_id FROM related_queue ORDER BY article_id LIMIT $1 FOR UPDATE SKIP LOCKED
-)
+))
 RETURNING q.article_id
 """
 
