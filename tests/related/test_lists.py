@@ -198,7 +198,8 @@ async def test_a_claim_reads_a_long_log_by_its_indexes(
     values = "n, false" if table == "related_refresh" else "n"
     async with write_db.transaction() as w:
         await w.execute(
-            f"INSERT INTO {table} ({columns}) SELECT {values} FROM generate_series(1, 50000) n"
+            f"INSERT INTO {table} ({columns}) SELECT {values} "  # ids of no article, no clash
+            "FROM generate_series(1000000000000, 1000000049999) n"
         )
         await w.execute(f"ANALYZE {table}")
     plan = "\n".join(r[0] for r in await write_db.fetch("EXPLAIN " + claim, *args))
