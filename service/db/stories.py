@@ -566,16 +566,25 @@ async def fetch_candidates(
     )  # fmt: skip
     signals: dict[int, ParentSignals] = {}
     candidates: list[Candidate] = []
-    for r in rows:
-        found = dict(r)
-        found["terms"] = _unpack(r["terms"], ">i4")
-        found["weights"] = _unpack(r["weights"], ">f4")
-        found["tfs"] = _unpack(r["tfs"], ">f4")
-        if r["article_id"] == r["parent"]:
-            del found["parent"], found["language"], found["shared_entities"]
-            signals[r["parent"]] = ParentSignals(**found)
+    # By position, in SELECT_CANDIDATES' order: ~150 rows a list, and building each from a
+    # dict of its columns took twice as long (1.19 against 0.69 ms for 142 rows, by hand).
+    for (
+        parent, article_id, source_id, language, published_at, dated, story_id, duplicate_of,
+        term_ids, stored_weights, frequencies, shared_entities,
+    ) in rows:  # fmt: skip
+        if article_id == parent:
+            signals[parent] = ParentSignals(
+                article_id, source_id, published_at, dated, story_id, duplicate_of,
+                _unpack(term_ids, ">i4"), _unpack(stored_weights, ">f4"),
+                _unpack(frequencies, ">f4"),
+            )  # fmt: skip
         else:
-            candidates.append(Candidate(**found))
+            candidate = Candidate(
+                parent, article_id, source_id, language, published_at, dated, story_id,
+                duplicate_of, _unpack(term_ids, ">i4"), _unpack(stored_weights, ">f4"),
+                shared_entities, _unpack(frequencies, ">f4"),
+            )  # fmt: skip
+            candidates.append(candidate)
     return signals, candidates
 
 
