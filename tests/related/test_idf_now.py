@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pytest
 
 from service.db import stories
@@ -131,3 +133,11 @@ def test_vectors_weighed_now_equal_the_vector_of_those_frequencies() -> None:
     # Without the IDF of now, the stored weights are used as they are.
     stored = R._vectors(members)
     assert stored.weights.tolist() == [w for m in members for w in m.weights or []]
+    # As `fetch_candidates` sends them (frequencies, no stored weights): the same vectors of
+    # now; and with no IDF at all, the frequencies alone, made unit length.
+    sent = [replace(m, weights=None) for m in members]
+    assert np.allclose(R._vectors(sent, idf).weights, vectors.weights, atol=1e-12)
+    alone = R._vectors(sent)
+    for i, m in enumerate(sent):
+        tfs = np.asarray(m.tfs)
+        assert np.allclose(alone.weights[alone.rows == i], tfs / np.linalg.norm(tfs))
